@@ -1,0 +1,137 @@
+"""Admin: rooms with their live state, the event log, and actions that go through the service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+
+from rooms.models import Room, RoomEvent
+from rooms.presence import room_member_counts
+from rooms.services import now_ms, room_server_command
+from rooms.state import Rejected
+
+EVENTS_PER_PAGE = 20
+
+
+class EventPageFormSet(BaseInlineFormSet):
+    """Shows one page of the log, newest first; the page comes from ?events_page=."""
+
+    request: HttpRequest | None = None
+
+    def get_queryset(self) -> QuerySet[RoomEvent]:
+        if not hasattr(self, "_page_queryset"):
+            events = super().get_queryset().order_by("-version")
+            number = self.request.GET.get("events_page", "1") if self.request else "1"
+            self.page = Paginator(events, EVENTS_PER_PAGE).get_page(number)
+            self._page_queryset = events.filter(pk__in=[event.pk for event in self.page.object_list])
+        return self._page_queryset
+
+
+class RoomEventInline(admin.TabularInline):
+    model = RoomEvent
+    formset = EventPageFormSet
+    template = "admin/rooms/event_inline.html"
+    fields = ("version", "command", "author", "accepted_ms", "state")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.request = request
+        return formset
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "playing", "position_now", "version", "members", "media_source",
+                    "control", "buffering_policy")
+    list_filter = ("playing", "control", "buffering_policy")
+    search_fields = ("slug", "name")
+    readonly_fields = ("version", "playing", "position_now", "members", "media_source", "media_title",
+                       "state", "created_at")
+    fieldsets = (
+        (None, {"fields": ("slug", "name")}),
+        ("Live state", {"fields": ("version", "playing", "position_now", "members", "state")}),
+        ("Media", {"fields": ("media_title", "media_source", "media_page_url", "media_expires_ms")}),
+        ("Policy", {"fields": ("control", "start_lead_ms", "buffering_policy", "buffering_timeout_s")}),
+    )
+    inlines = [RoomEventInline]
+    actions = ["pause_everyone", "seek_everyone_to_start"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Room | None = None) -> tuple[str, ...]:
+        # The slug names the room on the wire; changing it would orphan every viewer.
+        return self.readonly_fields + (("slug",) if obj else ())
+
+    @admin.display(description="position now (s)")
+    def position_now(self, room: Room) -> str:
+        return f"{room.room_state.position_at(now_ms()):.1f}"
+
+    @admin.display(description="members")
+    def members(self, room: Room) -> int:
+        return room_member_counts([room.slug]).get(room.slug, 0)
+
+    @admin.display(description="media source")
+    def media_source(self, room: Room) -> str:
+        return room.state["media"]["source"]
+
+    @admin.display(description="media title")
+    def media_title(self, room: Room) -> str:
+        return room.state["media"]["title"]
+
+    def save_model(self, request: HttpRequest, obj: Room, form: Any, change: bool) -> None:
+        if not change:
+            from rooms.services import room_create
+            from rooms.sources import DEMO_MEDIA
+
+            created = room_create(name=obj.name, slug=obj.slug, media=DEMO_MEDIA)
+            obj.pk, obj.slug, obj.state = created.pk, created.slug, created.state
+            form.instance = obj
+        # Policy fields only: the state is written by the service, never by the form.
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Pause everyone (a versioned command, pushed to every viewer)")
+    def pause_everyone(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        for room in queryset:
+            position = room.room_state.position_at(now_ms())
+            self._report(request, room, room_server_command(slug=room.slug, type="pause", position=position))
+
+    @admin.action(description="Seek everyone to 0:00")
+    def seek_everyone_to_start(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        for room in queryset:
+            self._report(request, room, room_server_command(slug=room.slug, type="seek", position=0.0))
+
+    def _report(self, request: HttpRequest, room: Room, result: Any) -> None:
+        if isinstance(result, Rejected):
+            self.message_user(request, f"{room.slug}: refused ({result.reason})", messages.WARNING)
+        else:
+            self.message_user(request, f"{room.slug}: now at version {result.version}")
+
+
+@admin.register(RoomEvent)
+class RoomEventAdmin(admin.ModelAdmin):
+    list_display = ("room", "version", "author", "accepted_ms")
+    list_filter = ("room",)
+    search_fields = ("room__slug", "author")
+    readonly_fields = ("room", "version", "command", "author", "accepted_ms", "state")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

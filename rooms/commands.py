@@ -1,0 +1,82 @@
+"""The one schema for incoming commands, shared by HTTP and WebSocket."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rooms.state import RATE_MAX, RATE_MIN, Command, InvalidCommand
+
+MAX_BODY_BYTES = 16 * 1024
+MAX_URL_LENGTH = 2048
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+ClientId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    client_id: ClientId
+    client_ms: FiniteFloat
+
+
+class _Positioned(_Base):
+    position: Annotated[FiniteFloat, Field(ge=0)]
+
+
+class _Rate(_Base):
+    rate: Annotated[FiniteFloat, Field(ge=RATE_MIN, le=RATE_MAX)]
+
+
+class _Media(_Base):
+    url: Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
+
+
+SCHEMAS: dict[str, type[_Base]] = {
+    "play": _Positioned,
+    "pause": _Positioned,
+    "seek": _Positioned,
+    "rate": _Rate,
+    "media": _Media,
+}
+CommandType = Literal["play", "pause", "seek", "rate", "media"]
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """Decode a request body; NaN and Infinity survive so the schema can name their field."""
+    if isinstance(raw, bytes | bytearray) and len(raw) > MAX_BODY_BYTES:
+        raise InvalidCommand(f"body is larger than {MAX_BODY_BYTES} bytes", None)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidCommand(f"malformed JSON: {exc}", "body") from None
+
+
+def command_from_data(data: Any) -> Command:
+    """Validate a decoded command body, or raise InvalidCommand naming the field."""
+    if not isinstance(data, dict):
+        raise InvalidCommand("the command must be a JSON object", "body")
+    if "type" not in data:
+        raise InvalidCommand("type is required", "type")
+    schema = SCHEMAS.get(data["type"]) if isinstance(data["type"], str) else None
+    if schema is None:
+        raise InvalidCommand(f"unknown type; expected one of {', '.join(SCHEMAS)}", "type")
+    try:
+        valid = schema.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidCommand(f"{field}: {_message(first)}", field) from None
+    return Command(type=data["type"], client_id=valid.client_id, client_ms=float(valid.client_ms),
+                   position=getattr(valid, "position", None), rate=getattr(valid, "rate", None),
+                   url=getattr(valid, "url", None))
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error["type"] == "missing":
+        return "field required"
+    if error["type"] == "finite_number":
+        return "must be a finite number"
+    return str(error["msg"]).lower()

@@ -1,0 +1,79 @@
+"""A room with its current state, and the append-only log of every accepted version."""
+
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+from rooms.state import RoomState
+
+SLUG_PATTERN = r"[a-z0-9-]{1,64}"
+
+# A scheduled start must cover the slowest member's one-way delay, but a lead the
+# person can feel (beyond about a second) makes the controls seem broken.
+START_LEAD_MIN_MS = 100
+START_LEAD_MAX_MS = 1500
+START_LEAD_DEFAULT_MS = 300
+
+
+class Room(models.Model):
+    class Control(models.TextChoices):
+        OPEN = "open", "Everyone may control playback"
+        LOCKED = "locked", "Only admins may control playback"
+
+    class Buffering(models.TextChoices):
+        WAIT = "wait", "Pause everyone while a member buffers"
+        IGNORE = "ignore", "Let a buffering member catch up alone"
+
+    slug = models.SlugField(max_length=64, unique=True, validators=[RegexValidator(f"^{SLUG_PATTERN}$")])
+    name = models.CharField(max_length=100)
+    state = models.JSONField(help_text="The current version, exactly as sent on the wire.")
+    version = models.PositiveIntegerField(default=1, editable=False)
+    playing = models.BooleanField(default=False, editable=False)
+    media_page_url = models.URLField(max_length=2048, blank=True,
+                                     help_text="The page or URL the media was resolved from.")
+    media_expires_ms = models.FloatField(null=True, blank=True,
+                                         help_text="When the resolved stream URL stops working.")
+    control = models.CharField(max_length=8, choices=Control.choices, default=Control.OPEN)
+    start_lead_ms = models.PositiveIntegerField(
+        default=START_LEAD_DEFAULT_MS,
+        validators=[MinValueValidator(START_LEAD_MIN_MS), MaxValueValidator(START_LEAD_MAX_MS)],
+        help_text="How far ahead a play is scheduled so that everyone starts together.")
+    buffering_policy = models.CharField(max_length=8, choices=Buffering.choices, default=Buffering.IGNORE)
+    buffering_timeout_s = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(120)],
+        help_text="Under 'wait', how long the room waits for a buffering member.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def room_state(self) -> RoomState:
+        return RoomState.from_dict(self.state)
+
+    def set_room_state(self, state: RoomState) -> None:
+        self.state = state.to_dict()
+        self.version = state.version
+        self.playing = state.playing
+
+
+class RoomEvent(models.Model):
+    """One accepted version. Never updated or deleted: the record of the room's history."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="events")
+    version = models.PositiveIntegerField()
+    command = models.JSONField()
+    author = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 -- null: the server
+    accepted_ms = models.FloatField()
+    state = models.JSONField()
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [models.UniqueConstraint(fields=["room", "version"], name="room_event_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.room_id} v{self.version} {self.command.get('type')}"

@@ -1,0 +1,83 @@
+"""Writes that must also publish: applying a command and creating a room."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from functools import partial
+
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+
+from rooms.models import Room, RoomEvent
+from rooms.signals import room_state_changed
+from rooms.state import Command, Media, Rejected, RoomState, apply
+
+
+class ControlDenied(Exception):
+    """The room's policy does not let this client control playback."""
+
+
+def now_ms() -> float:
+    return time.time() * 1000.0
+
+
+def room_apply_command(*, slug: str, command: Command, at_ms: float | None = None) -> RoomState | Rejected:
+    """Apply ``command`` to room ``slug`` atomically and publish the new version on commit.
+
+    Raises Room.DoesNotExist and ControlDenied; returns the new state or a Rejected.
+    """
+    with transaction.atomic():
+        # SQLite takes its write lock at BEGIN (transaction_mode IMMEDIATE); PostgreSQL
+        # locks the row here. Either way, writers to one room queue up.
+        room = Room.objects.select_for_update().get(slug=slug)
+        if command.client_id is not None and room.control == Room.Control.LOCKED:
+            raise ControlDenied("this room is locked: only admins control playback")
+        accepted_ms = now_ms() if at_ms is None else at_ms
+        result = apply(room.room_state, command, accepted_ms, start_lead_ms=room.start_lead_ms)
+        if isinstance(result, Rejected):
+            return result
+        room.set_room_state(result)
+        room.save(update_fields=["state", "version", "playing"])
+        RoomEvent.objects.create(room=room, version=result.version, command=command.to_dict(),
+                                 author=command.client_id, accepted_ms=accepted_ms, state=result.to_dict())
+        transaction.on_commit(partial(room_state_changed.send, sender=Room, state=result))
+    return result
+
+
+def room_server_command(*, slug: str, type: str, **fields: object) -> RoomState | Rejected:
+    """A command from the server itself (admin actions): it orders after every client."""
+    at_ms = now_ms()
+    room = Room.objects.get(slug=slug)
+    # Server commands must win over anything already applied, even a client stamped
+    # slightly ahead of the server clock.
+    client_ms = max(at_ms, room.room_state.client_ms + 0.001)
+    command = Command(type=type, client_id=None, client_ms=client_ms, **fields)  # type: ignore[arg-type]
+    return room_apply_command(slug=slug, command=command, at_ms=at_ms)
+
+
+def room_create(*, name: str, media: Media, slug: str | None = None, media_page_url: str = "",
+                media_expires_ms: float | None = None) -> Room:
+    """Create a room with a unique slug derived from its name, at version 1."""
+    base = (slug or slugify(name)[:56].strip("-")) or "room"
+    for attempt in range(1, 1000):
+        candidate = base if attempt == 1 else f"{base}-{attempt}"
+        if Room.objects.filter(slug=candidate).exists():
+            continue
+        state = RoomState.initial(room=candidate, media=media, now_ms=now_ms())
+        try:
+            with transaction.atomic():
+                room = Room(slug=candidate, name=name, media_page_url=media_page_url,
+                            media_expires_ms=media_expires_ms)
+                room.set_room_state(state)
+                room.save()
+                RoomEvent.objects.create(room=room, version=1, command={"type": "create"}, author=None,
+                                         accepted_ms=state.changed_ms, state=state.to_dict())
+        except IntegrityError:
+            continue  # another process took the slug between the check and the insert
+        return room
+    raise RuntimeError("no free slug")
+
+
+def with_media(command: Command, media: Media) -> Command:
+    return dataclasses.replace(command, media=media)

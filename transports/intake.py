@@ -1,0 +1,46 @@
+"""A command entering through any transport: validate, limit, apply. Written once for all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rooms.commands import command_from_data
+from rooms.models import Room
+from rooms.ratelimit import command_limiter
+from rooms.services import ControlDenied, room_apply_command, with_media
+from rooms.sources import resolve_media
+from rooms.state import InvalidCommand, Rejected
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The HTTP status and body of a command's answer; WebSocket acks reuse the body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def submit_command(slug: str, data: Any) -> Outcome:
+    """Run one decoded command body against room ``slug`` (sync: touches the database)."""
+    if not Room.objects.filter(slug=slug).exists():
+        return Outcome(404, {"error": f"no room {slug!r}"})
+    try:
+        command = command_from_data(data)
+        if not command_limiter.allow(slug, command.client_id or ""):
+            return Outcome(429, {"error": "too many commands from this client_id; slow down"})
+        if command.type == "media":
+            media, _expires_ms = resolve_media(command.url or "")
+            command = with_media(command, media)
+        result = room_apply_command(slug=slug, command=command)
+    except InvalidCommand as exc:
+        return Outcome(400, {"error": exc.error, "field": exc.field})
+    except Room.DoesNotExist:
+        return Outcome(404, {"error": f"no room {slug!r}"})
+    except ControlDenied as exc:
+        return Outcome(403, {"error": str(exc)})
+    if isinstance(result, Rejected):
+        if result.reason == "stale":
+            return Outcome(409, {"accepted": False, "reason": "stale", "state": result.state.to_dict()})
+        return Outcome(400, {"error": result.error, "field": result.field})
+    return Outcome(200, {"accepted": True, "state": result.to_dict()})

@@ -1,0 +1,53 @@
+"""Short polling: the current state with an ETag, 304 when the client already has it."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_http_methods
+
+from rooms.commands import parse_json
+from rooms.models import Room
+from rooms.state import InvalidCommand
+from transports.http import api_write, json_error, json_response
+from transports.intake import submit_command
+
+
+def etag_for(version: int) -> str:
+    return f'"{version}"'
+
+
+def etag_matches(header: str | None, version: int) -> bool:
+    if not header:
+        return False
+    wanted = etag_for(version)
+    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    return "*" in tags or wanted in tags
+
+
+@require_http_methods(["GET", "HEAD"])
+def room_state(request: HttpRequest, slug: str) -> HttpResponse:
+    row = Room.objects.filter(slug=slug).values_list("state", flat=True).first()
+    if row is None:
+        return json_error(404, f"no room {slug!r}")
+    version = row["version"]
+    headers = {"ETag": etag_for(version), "Cache-Control": "no-cache"}
+    if etag_matches(request.headers.get("If-None-Match"), version):
+        response = HttpResponse(status=304)
+        for name, value in headers.items():
+            response[name] = value
+        return response
+    return json_response(row, **headers)
+
+
+@require_http_methods(["POST"])
+@api_write()
+def room_commands(request: HttpRequest, slug: str) -> HttpResponse:
+    try:
+        data = parse_json(request.body)
+    except InvalidCommand as exc:
+        return json_error(400, exc.error, exc.field)
+    outcome = submit_command(slug, data)
+    return HttpResponse(json.dumps(outcome.body, allow_nan=False), status=outcome.status,
+                        content_type="application/json")
