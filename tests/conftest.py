@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import LiveServer, RedisServer, migrate, server_env
+
+
+@pytest.fixture(scope="session")
+def server_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("server-data")
+
+
+@pytest.fixture(scope="session")
+def live_server_proc(server_data_dir: Path) -> Iterator[LiveServer]:
+    """One real daphne server (runserver) for the session, on SQLite and the in-memory layer."""
+    env = server_env(server_data_dir)
+    migrate(env)
+    server = LiveServer(env=env).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(data_dir=tmp_path).start()
+    yield server
+    server.stop()
