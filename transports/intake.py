@@ -44,3 +44,8 @@ def submit_command(slug: str, data: Any) -> Outcome:
             return Outcome(409, {"accepted": False, "reason": "stale", "state": result.state.to_dict()})
         return Outcome(400, {"error": result.error, "field": result.field})
     return Outcome(200, {"accepted": True, "state": result.to_dict()})
+
+
+def submit_presence(slug: str, data: Any) -> Outcome:
+    """A viewer's presence report (name, transport, round trip, status, drift), any transport."""
+    return Outcome(501, {"error": "presence reports are not available yet"})
