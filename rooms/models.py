@@ -77,3 +77,53 @@ class RoomEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.room_id} v{self.version} {self.command.get('type')}"
+
+
+class Member(models.Model):
+    """A viewer in a room, as its last presence report described it."""
+
+    class Transport(models.TextChoices):
+        POLL = "poll", "Short polling"
+        LONGPOLL = "longpoll", "Long polling"
+        SSE = "sse", "Server-sent events"
+        WS = "ws", "WebSocket"
+
+    class Status(models.TextChoices):
+        PLAYING = "playing", "Playing"
+        PAUSED = "paused", "Paused"
+        BUFFERING = "buffering", "Buffering"
+        AWAY = "away", "Away"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="members")
+    client_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=40, blank=True)
+    transport = models.CharField(max_length=8, choices=Transport.choices)
+    rtt_ms = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.PAUSED)
+    drift_ms = models.FloatField(null=True, blank=True)
+    # When the current run of buffering reports began; None while not buffering.
+    buffering_since_ms = models.FloatField(null=True, blank=True)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name", "client_id"]
+        constraints = [models.UniqueConstraint(fields=["room", "client_id"], name="member_client_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.client_id} in {self.room_id}"
+
+
+class BufferingHold(models.Model):
+    """Under the `wait` policy: the room was paused by the server for a buffering member.
+
+    ``version`` is the pause it made; if anyone changes the room after it, the hold
+    is dropped instead of resumed, so a person's pause is never undone.
+    """
+
+    room = models.OneToOneField(Room, on_delete=models.CASCADE, related_name="buffering_hold")
+    version = models.PositiveIntegerField()
+    position = models.FloatField()
+    since_ms = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"hold on {self.room_id} at v{self.version}"

@@ -1,8 +1,110 @@
-"""Who is in a room. Filled in by the viewer's presence reports."""
+"""Who is in a room: viewers' presence reports, the member list, and the start lead they imply."""
 
 from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rooms.models import START_LEAD_MAX_MS, START_LEAD_MIN_MS, Member, Room
+from rooms.state import InvalidCommand
+
+# Viewers report every 1 to 2 s; three missed reports is no longer a blip.
+MEMBER_AWAY_S = 6
+# Long enough to survive a server restart or a laptop lid without losing one's
+# place in the list, short enough that closed tabs leave the lobby count soon.
+MEMBER_GONE_S = 60
+# The scheduled start must outlast delivery to the slowest member: its round trip
+# covers the one-way trip with room to spare, and the margin covers a short-polling
+# member's poll interval (250 ms) and the time to start a decoder.
+START_LEAD_MARGIN_MS = 300
+# A round trip above this is a stalled measurement, not a network: it must not
+# push every play a second and a half into the future.
+RTT_CAP_MS = 2_000.0
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class PresenceReport(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    client_id: Annotated[str, Field(min_length=1, max_length=64)]
+    name: Annotated[str, Field(max_length=40)] = ""
+    transport: Literal["poll", "longpoll", "sse", "ws"]
+    rtt_ms: Annotated[Finite, Field(ge=0)] | None = None
+    status: Literal["playing", "paused", "buffering", "away"]
+    drift_ms: Finite | None = None
+
+
+def parse_report(data: Any) -> PresenceReport:
+    """Validate a decoded presence body, or raise InvalidCommand naming the field."""
+    if not isinstance(data, dict):
+        raise InvalidCommand("the presence report must be a JSON object", "body")
+    try:
+        return PresenceReport.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidCommand(f"{field}: {str(first['msg']).lower()}", field) from None
+
+
+def presence_record(*, room: Room, report: PresenceReport, now_ms: float) -> Member:
+    """Store one report; a member's buffering run keeps the time it began."""
+    member = Member.objects.filter(room=room, client_id=report.client_id).first()
+    if member is None:
+        member = Member(room=room, client_id=report.client_id)
+    buffering = report.status == Member.Status.BUFFERING
+    if not buffering:
+        member.buffering_since_ms = None
+    elif member.buffering_since_ms is None:
+        member.buffering_since_ms = now_ms
+    member.name = report.name.strip()
+    member.transport = report.transport
+    member.rtt_ms = min(report.rtt_ms, RTT_CAP_MS) if report.rtt_ms is not None else None
+    member.status = report.status
+    member.drift_ms = report.drift_ms
+    member.last_seen = timezone.now()
+    member.save()
+    Member.objects.filter(room=room, last_seen__lt=timezone.now() - timedelta(seconds=MEMBER_GONE_S)).delete()
+    return member
+
+
+def active_members(room: Room) -> Any:
+    return Member.objects.filter(room=room, last_seen__gte=timezone.now() - timedelta(seconds=MEMBER_AWAY_S))
+
+
+def room_members(room: Room) -> list[dict[str, Any]]:
+    """Everyone not yet gone, with `away` for those who stopped reporting."""
+    now = timezone.now()
+    away_before = now - timedelta(seconds=MEMBER_AWAY_S)
+    members = Member.objects.filter(room=room, last_seen__gte=now - timedelta(seconds=MEMBER_GONE_S))
+    return [
+        {"client_id": m.client_id, "name": m.name, "transport": m.transport,
+         "status": Member.Status.AWAY if m.last_seen < away_before else m.status,
+         "rtt_ms": m.rtt_ms, "drift_ms": m.drift_ms, "last_seen_ms": m.last_seen.timestamp() * 1000.0}
+        for m in members
+    ]
+
+
+def room_start_lead_ms(room: Room) -> int:
+    """How far ahead a play is scheduled: the slowest active member's round trip plus a margin.
+
+    With nobody reporting, the room's configured lead applies.
+    """
+    slowest = active_members(room).aggregate(slowest=Max("rtt_ms"))["slowest"]
+    if slowest is None:
+        return room.start_lead_ms
+    lead = math.ceil(slowest + START_LEAD_MARGIN_MS)
+    return max(START_LEAD_MIN_MS, min(START_LEAD_MAX_MS, lead))
 
 
 def room_member_counts(slugs: list[str]) -> dict[str, int]:
     """Members currently present per room slug (rooms with nobody are absent)."""
-    return {}
+    since = timezone.now() - timedelta(seconds=MEMBER_AWAY_S)
+    rows = (Room.objects.filter(slug__in=slugs)
+            .annotate(present=Count("members", filter=Q(members__last_seen__gte=since)))
+            .values_list("slug", "present"))
+    return {slug: present for slug, present in rows if present}

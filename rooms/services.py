@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from rooms.models import Room, RoomEvent
+from rooms.presence import room_start_lead_ms
 from rooms.signals import room_state_changed
 from rooms.state import Command, Media, Rejected, RoomState, apply
 
@@ -34,7 +35,7 @@ def room_apply_command(*, slug: str, command: Command, at_ms: float | None = Non
         if command.client_id is not None and room.control == Room.Control.LOCKED:
             raise ControlDenied("this room is locked: only admins control playback")
         accepted_ms = now_ms() if at_ms is None else at_ms
-        result = apply(room.room_state, command, accepted_ms, start_lead_ms=room.start_lead_ms)
+        result = apply(room.room_state, command, accepted_ms, start_lead_ms=room_start_lead_ms(room))
         if isinstance(result, Rejected):
             return result
         room.set_room_state(result)

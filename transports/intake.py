@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rooms.buffering import room_buffering_check
 from rooms.commands import command_from_data
 from rooms.models import Room
+from rooms.presence import parse_report, presence_record, room_members, room_start_lead_ms
 from rooms.ratelimit import command_limiter
-from rooms.services import ControlDenied, room_apply_command, with_media
+from rooms.services import ControlDenied, now_ms, room_apply_command, with_media
 from rooms.sources import resolve_media
 from rooms.state import InvalidCommand, Rejected
 
@@ -48,4 +50,21 @@ def submit_command(slug: str, data: Any) -> Outcome:
 
 def submit_presence(slug: str, data: Any) -> Outcome:
     """A viewer's presence report (name, transport, round trip, status, drift), any transport."""
-    return Outcome(501, {"error": "presence reports are not available yet"})
+    room = Room.objects.filter(slug=slug).first()
+    if room is None:
+        return Outcome(404, {"error": f"no room {slug!r}"})
+    try:
+        report = parse_report(data)
+    except InvalidCommand as exc:
+        return Outcome(400, {"error": exc.error, "field": exc.field})
+    at_ms = now_ms()
+    presence_record(room=room, report=report, now_ms=at_ms)
+    room_buffering_check(slug=slug, now_ms=at_ms)
+    room.refresh_from_db(fields=["buffering_policy", "buffering_timeout_s", "start_lead_ms"])
+    return Outcome(200, members_body(room))
+
+
+def members_body(room: Room) -> dict[str, Any]:
+    """The member list as every presence answer carries it."""
+    return {"members": room_members(room), "start_lead_ms": room_start_lead_ms(room),
+            "buffering_policy": room.buffering_policy, "buffering_timeout_s": room.buffering_timeout_s}
