@@ -12,7 +12,8 @@ from django.http import HttpRequest
 
 from rooms.models import Room, RoomEvent
 from rooms.presence import room_member_counts
-from rooms.services import now_ms, room_server_command
+from rooms.services import now_ms, room_create, room_server_command
+from rooms.sources import DEMO_MEDIA
 from rooms.state import Rejected
 
 EVENTS_PER_PAGE = 20
@@ -93,12 +94,10 @@ class RoomAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Room, form: Any, change: bool) -> None:
         if not change:
-            from rooms.services import room_create
-            from rooms.sources import DEMO_MEDIA
-
             created = room_create(name=obj.name, slug=obj.slug, media=DEMO_MEDIA)
-            obj.pk, obj.slug, obj.state = created.pk, created.slug, created.state
-            form.instance = obj
+            obj.pk, obj.slug, obj.created_at = created.pk, created.slug, created.created_at
+            obj.set_room_state(created.room_state)
+            obj._state.adding = False
         # Policy fields only: the state is written by the service, never by the form.
         super().save_model(request, obj, form, change)
 

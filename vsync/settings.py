@@ -108,6 +108,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "templates" / "static"]
 WHITENOISE_USE_FINDERS = True
 
@@ -118,6 +119,15 @@ MEDIA_ROOT = Path(os.environ.get("VSYNC_MEDIA_ROOT", DATA_DIR / "media"))
 MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
 VSYNC_UPLOAD_MAX_BYTES = int(os.environ.get("VSYNC_UPLOAD_MAX_BYTES", str(2 * 1024**3)))
 VSYNC_MEDIA_ALLOW_HOSTS = env_list("VSYNC_MEDIA_ALLOW_HOSTS", "")
+# yt-dlp resolution: the tallest progressive format picked, how long one resolution may
+# take, how long before a stream URL expires it is re-resolved (YouTube's live about
+# 6 h), the longest a resolved URL with no stated expiry is trusted, and how often the
+# background refresher looks for rooms that are due (0: only on playback-error reports).
+VSYNC_MEDIA_MAX_HEIGHT = int(os.environ.get("VSYNC_MEDIA_MAX_HEIGHT", "720"))
+VSYNC_RESOLVE_TIMEOUT_S = float(os.environ.get("VSYNC_RESOLVE_TIMEOUT_S", "20"))
+VSYNC_RESOLVE_REFRESH_MARGIN_S = float(os.environ.get("VSYNC_RESOLVE_REFRESH_MARGIN_S", "600"))
+VSYNC_RESOLVE_MAX_AGE_S = float(os.environ.get("VSYNC_RESOLVE_MAX_AGE_S", str(6 * 3600)))
+VSYNC_RESOLVE_CHECK_INTERVAL_S = float(os.environ.get("VSYNC_RESOLVE_CHECK_INTERVAL_S", "30"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
