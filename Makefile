@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 HOST ?= 127.0.0.1
 PORT ?= 8000
 N ?= 2
@@ -15,8 +16,13 @@ REDIS_PORT ?= 6390
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e .
 	touch $(STAMP)
+
+# The test, benchmark and browser tools only for those who run them.
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(DEV_STAMP)
 
 migrate: $(STAMP)
 	$(PY) manage.py migrate --noinput
@@ -24,10 +30,10 @@ migrate: $(STAMP)
 run: migrate
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 
-test: lint migrate
+test: lint
 	$(PY) -m pytest
 
 superuser: migrate
@@ -36,7 +42,7 @@ superuser: migrate
 cluster: migrate
 	$(PY) -m transports.cluster --processes $(N) --base-port $(BASE_PORT) --redis-port $(REDIS_PORT)
 
-bench: migrate
+bench: $(DEV_STAMP) migrate
 	$(PY) -m loadtests run --standard
 
 demo-video:
