@@ -6,3 +6,10 @@ from django.apps import AppConfig
 class TransportsConfig(AppConfig):
     name = "transports"
     verbose_name = "Transports"
+
+    def ready(self) -> None:
+        from rooms.signals import room_state_changed
+        from transports import checks  # noqa: F401 -- registers the system checks
+        from transports.hub import on_room_state_changed
+
+        room_state_changed.connect(on_room_state_changed, dispatch_uid="transports.hub")

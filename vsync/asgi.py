@@ -11,13 +11,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vsync.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from transports.routing import websocket_urlpatterns  # noqa: E402
+from transports.routing import BrowserOriginValidator, PushRouter, websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        # Long polling and SSE are answered in front of Django's middleware (see transports.routing).
+        "http": PushRouter(django_asgi_app),
+        # AllowedHostsOriginValidator for browsers; clients without Origin pass, as on the HTTP API.
+        "websocket": BrowserOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

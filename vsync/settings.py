@@ -91,7 +91,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # The hub needs one subscription per room and publishes one message per version,
+            # so few connections suffice; an explicit bound (redis-py's default is 100) makes a
+            # leak fail loudly instead of exhausting Redis.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 50}]},
         }
     }
 else:

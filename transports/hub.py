@@ -1,0 +1,292 @@
+"""The per-process hub: one channel-layer subscription per room with local viewers, fanned out in-process.
+
+Every connection owns a ``Mailbox`` of size one. The hub offers each new version
+to the mailboxes of the room; a mailbox keeps only the newest version it has not
+delivered, so a stalled viewer costs one pending snapshot at most and, when it reads
+again, gets the newest version next. Versions only go up per mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from rooms.models import SLUG_PATTERN, Room
+from rooms.state import RoomState
+from transports.encoding import Snapshot
+from transports.resume import needs_snapshot
+
+logger = logging.getLogger(__name__)
+
+# Pub/sub is at-most-once: a Redis restart or a dropped connection loses what was in
+# flight. The database is the truth, so every few seconds the hub compares the
+# versions of its rooms with the database and delivers what it missed.
+RECONCILE_INTERVAL_S = 3.0
+# Long pollers leave and come back every cycle; keeping the room's subscription (and
+# its cached newest snapshot) for a while spares a subscribe and a database read per poll.
+ROOM_LINGER_S = 30.0
+# SSE needs a comment at least every 15 s (proxies drop idle streams at 30 to 60 s).
+# One ticker for every stream, not a timer per connection; 10 s keeps gaps under 15 s.
+# VSYNC_SSE_HEARTBEAT_S overrides it for tests that want to see a heartbeat quickly.
+HEARTBEAT_INTERVAL_S = float(os.environ.get("VSYNC_SSE_HEARTBEAT_S", "10"))
+# Layer failures are retried after this pause rather than in a hot loop.
+RETRY_PAUSE_S = 1.0
+
+_SLUG = re.compile(f"^{SLUG_PATTERN}$")
+
+
+class NoSuchRoom(LookupError):
+    pass
+
+
+class Mailbox:
+    """Latest-wins, size one. ``get`` returns the next snapshot, or None when only poked or closed."""
+
+    __slots__ = ("_pending", "_poked", "_waiter", "closed", "heartbeat", "room", "version")
+
+    def __init__(self, room: str, known_version: int | None, *, heartbeat: bool = False) -> None:
+        self.room = room
+        self.version = -1 if known_version is None else known_version
+        self.heartbeat = heartbeat
+        self.closed = False
+        self._pending: Snapshot | None = None
+        self._poked = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def offer(self, snapshot: Snapshot, *, force: bool = False) -> None:
+        pending = self._pending
+        if not force and snapshot.version <= self.version:
+            return
+        if pending is not None and snapshot.version <= pending.version:
+            return
+        self._pending = snapshot
+        self._wake()
+
+    def poke(self) -> None:
+        self._poked = True
+        self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Snapshot | None:
+        while self._pending is None and not self._poked and not self.closed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._poked = False
+        snapshot, self._pending = self._pending, None
+        if snapshot is not None:
+            self.version = snapshot.version
+        return snapshot
+
+
+class _Room:
+    __slots__ = ("idle_since", "mailboxes", "newest", "ready")
+
+    def __init__(self, ready: asyncio.Task[None]) -> None:
+        self.mailboxes: set[Mailbox] = set()
+        self.newest: Snapshot | None = None
+        self.ready = ready
+        self.idle_since: float | None = None
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._rooms: dict[str, _Room] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._channel: str | None = None
+        self._started: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- viewers -----------------------------------------------------------------
+
+    async def subscribe(self, slug: str, *, known_version: int | None, reset_unknown: bool,
+                        heartbeat: bool = False) -> Mailbox:
+        """A mailbox for one connection, holding the newest snapshot already if the resume rule says so."""
+        if not _SLUG.match(slug):
+            raise NoSuchRoom(slug)
+        await self._start()
+        room = self._rooms.get(slug)
+        if room is None:
+            room = self._rooms[slug] = _Room(asyncio.ensure_future(self._join(slug)))
+        try:
+            await asyncio.shield(room.ready)
+        except Exception:
+            if self._rooms.get(slug) is room and not room.mailboxes:
+                del self._rooms[slug]
+            raise
+        mailbox = Mailbox(slug, known_version, heartbeat=heartbeat)
+        room.mailboxes.add(mailbox)
+        room.idle_since = None
+        newest = room.newest
+        if newest is not None and needs_snapshot(newest.version, known_version, reset_unknown=reset_unknown):
+            mailbox.offer(newest, force=True)
+        return mailbox
+
+    def unsubscribe(self, mailbox: Mailbox) -> None:
+        """Forget a connection at once; the room's subscription lingers a little (ROOM_LINGER_S)."""
+        mailbox.close()
+        room = self._rooms.get(mailbox.room)
+        if room is not None:
+            room.mailboxes.discard(mailbox)
+            if not room.mailboxes:
+                room.idle_since = time.monotonic()
+
+    def newest(self, slug: str) -> Snapshot | None:
+        room = self._rooms.get(slug)
+        return room.newest if room is not None else None
+
+    def viewer_count(self) -> int:
+        return sum(len(room.mailboxes) for room in self._rooms.values())
+
+    # -- publishing ----------------------------------------------------------------
+
+    def publish_committed(self, state: RoomState) -> None:
+        """Called once per committed version, from whatever thread committed it."""
+        snapshot = Snapshot.from_state(state)
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            # Deliver locally at once, without the round trip through the layer; the
+            # copy that comes back through the layer is dropped by version.
+            loop.call_soon_threadsafe(self._publish_on_loop, snapshot)
+        else:
+            async_to_sync(self._send_to_layer)(snapshot)
+
+    def _publish_on_loop(self, snapshot: Snapshot) -> None:
+        self._deliver(snapshot)
+        self._spawn(self._send_to_layer(snapshot))
+
+    async def _send_to_layer(self, snapshot: Snapshot) -> None:
+        try:
+            await get_channel_layer().group_send(_group(snapshot.room), snapshot.to_message())
+        except Exception:
+            # The other processes catch up from the database (RECONCILE_INTERVAL_S).
+            logger.exception("could not publish %r to the channel layer", snapshot)
+
+    def _deliver(self, snapshot: Snapshot) -> None:
+        room = self._rooms.get(snapshot.room)
+        if room is None or (room.newest is not None and room.newest.version >= snapshot.version):
+            return
+        room.newest = snapshot
+        for mailbox in room.mailboxes:
+            mailbox.offer(snapshot)
+
+    # -- the process's subscriptions -------------------------------------------------
+
+    async def _start(self) -> None:
+        if self._started is None:
+            self._loop = asyncio.get_running_loop()
+            self._started = asyncio.ensure_future(self._open_channel())
+        await asyncio.shield(self._started)
+
+    async def _open_channel(self) -> None:
+        self._channel = await get_channel_layer().new_channel("hub.")
+        for job in (self._receive_forever(), self._reconcile_forever(), self._heartbeat_forever()):
+            self._spawn(job)
+
+    async def _join(self, slug: str) -> None:
+        # Subscribe first, then read: a version committed in between arrives either way.
+        await get_channel_layer().group_add(_group(slug), self._channel)
+        data = await _read_state(slug)
+        if data is None:
+            await get_channel_layer().group_discard(_group(slug), self._channel)
+            raise NoSuchRoom(slug)
+        self._deliver(Snapshot.from_dict(data))
+
+    async def _receive_forever(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            try:
+                message = await layer.receive(self._channel)
+                # Never mutate ``message``: channels_redis hands the same dict to every receiver.
+                if message.get("type") == "room.state":
+                    self._deliver(Snapshot.from_message(message))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("hub receive failed; retrying")
+                await asyncio.sleep(RETRY_PAUSE_S)
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RECONCILE_INTERVAL_S)
+            try:
+                await self._reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("hub reconcile failed; retrying")
+
+    async def _reconcile(self) -> None:
+        now = time.monotonic()
+        layer = get_channel_layer()
+        for slug, room in list(self._rooms.items()):
+            if room.idle_since is not None and now - room.idle_since > ROOM_LINGER_S:
+                del self._rooms[slug]
+                await layer.group_discard(_group(slug), self._channel)
+            elif room.ready.done() and room.ready.exception() is None:
+                # Also renews the membership (the in-memory layer expires groups).
+                await layer.group_add(_group(slug), self._channel)
+        known = {slug: room.newest.version for slug, room in self._rooms.items() if room.newest is not None}
+        for data in await _read_newer(known):
+            self._deliver(Snapshot.from_dict(data))
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+            for room in list(self._rooms.values()):
+                for mailbox in list(room.mailboxes):
+                    if mailbox.heartbeat:
+                        mailbox.poke()
+
+    def _spawn(self, job: Any) -> None:
+        task = asyncio.ensure_future(job)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _group(slug: str) -> str:
+    return f"room.{slug}"
+
+
+@database_sync_to_async
+def _read_state(slug: str) -> dict[str, Any] | None:
+    return Room.objects.filter(slug=slug).values_list("state", flat=True).first()
+
+
+@database_sync_to_async
+def _read_newer(known: dict[str, int]) -> list[dict[str, Any]]:
+    if not known:
+        return []
+    rows = Room.objects.filter(slug__in=list(known)).values_list("slug", "version")
+    stale = [slug for slug, version in rows if version > known[slug]]
+    return list(Room.objects.filter(slug__in=stale).values_list("state", flat=True)) if stale else []
+
+
+hub = Hub()
+
+
+def on_room_state_changed(sender: Any, state: RoomState, **kwargs: Any) -> None:
+    """The receiver of rooms.signals.room_state_changed (connected in TransportsConfig.ready)."""
+    try:
+        hub.publish_committed(state)
+    except Exception:
+        # The command is committed whatever happens here; viewers catch up by reconciling.
+        logger.exception("could not publish version %s of %s", state.version, state.room)
