@@ -18,14 +18,21 @@ from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.utils._os import safe_join
-from django.utils.http import http_date
+from django.utils.http import http_date, parse_http_date_safe
 from django.views.decorators.http import require_http_methods
 
 BLOCK_SIZE = 256 * 1024
-# More ranges than this in one request is how range-amplification attacks look.
+# More ranges than this in one request (after merging overlapping ones) is how
+# range-amplification attacks look; such a Range header is ignored (RFC 9110 14.2).
 MAX_RANGES = 16
 CONTENT_TYPES = {".webm": "video/webm", ".mp4": "video/mp4", ".m4v": "video/mp4", ".ogv": "video/ogg",
-                 ".ogg": "audio/ogg", ".mp3": "audio/mpeg", ".mkv": "video/x-matroska", ".mov": "video/quicktime"}
+                 ".ogg": "audio/ogg", ".mp3": "audio/mpeg", ".mkv": "video/x-matroska", ".mov": "video/quicktime",
+                 ".m4a": "audio/mp4", ".flac": "audio/flac", ".oga": "audio/ogg", ".opus": "audio/ogg",
+                 ".wav": "audio/wav"}
+# Uploads get a random name that is never reused, so they never change; the demo may
+# change with a new release.
+UPLOAD_CACHE_CONTROL = "public, max-age=31536000, immutable"
+DEMO_CACHE_CONTROL = "public, max-age=3600"
 _RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
 
 
@@ -34,6 +41,9 @@ def media_roots() -> list[Path]:
 
 
 def find_media_file(name: str) -> Path:
+    # Hidden names (the .incoming folder of uploads in progress) are never served.
+    if any(part.startswith(".") for part in name.replace("\\", "/").split("/")):
+        raise Http404("no such media")
     for root in media_roots():
         try:
             candidate = Path(safe_join(root, name))
@@ -66,7 +76,29 @@ def parse_range(header: str, size: int) -> list[tuple[int, int]] | None:
             return None
         if start < size:
             ranges.append((start, end))
-    return ranges[:MAX_RANGES]
+    merged = _merge(ranges)
+    return None if len(merged) > MAX_RANGES else merged
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Coalesce overlapping and adjacent ranges, so no byte is sent twice.
+
+    Order is kept when nothing overlaps; otherwise the result is ascending.
+    """
+    ordered = sorted(ranges)
+    merged: list[tuple[int, int]] = []
+    for start, end in ordered:
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return ranges if len(merged) == len(ranges) else merged
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """If-None-Match: a list of tags or ``*``, compared weakly (RFC 9110 13.1.2)."""
+    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    return "*" in tags or etag in tags
 
 
 async def _read_blocks(path: Path, ranges: list[tuple[int, int]], parts: list[tuple[bytes, bytes]] | None
@@ -95,16 +127,24 @@ async def serve_media(request: HttpRequest, path: str) -> HttpResponseBase:
     content_type = CONTENT_TYPES.get(file_path.suffix.lower()) or (
         mimetypes.guess_type(file_path.name)[0] or "application/octet-stream")
     etag = f'"{stat.st_mtime_ns:x}-{size:x}"'
-    headers = {"Accept-Ranges": "bytes", "ETag": etag, "Last-Modified": http_date(stat.st_mtime),
-               "Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    last_modified = http_date(stat.st_mtime)
+    is_upload = file_path.is_relative_to(Path(settings.MEDIA_ROOT))
+    headers = {"Accept-Ranges": "bytes", "ETag": etag, "Last-Modified": last_modified,
+               "Cache-Control": UPLOAD_CACHE_CONTROL if is_upload else DEMO_CACHE_CONTROL,
+               "X-Content-Type-Options": "nosniff"}
 
-    if request.headers.get("If-None-Match") == etag:
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        if etag_matches(if_none_match, etag):
+            return _with_headers(HttpResponse(status=304), headers)
+    elif _not_modified_since(request.headers.get("If-Modified-Since"), stat.st_mtime):
         return _with_headers(HttpResponse(status=304), headers)
 
     ranges: list[tuple[int, int]] | None = None
     range_header = request.headers.get("Range")
     if_range = request.headers.get("If-Range")
-    if range_header and (not if_range or if_range == etag):
+    # If-Range holds an ETag (strong comparison) or the exact Last-Modified date.
+    if range_header and (not if_range or if_range in (etag, last_modified)):
         ranges = parse_range(range_header, size)
         if ranges == []:
             response = HttpResponse(status=416)
@@ -137,6 +177,11 @@ async def serve_media(request: HttpRequest, path: str) -> HttpResponseBase:
         return _with_headers(HttpResponse(status=status), headers)
     response = StreamingHttpResponse(_read_blocks(file_path, ranges, parts), status=status)
     return _with_headers(response, headers)
+
+
+def _not_modified_since(header: str | None, mtime: float) -> bool:
+    since = parse_http_date_safe(header) if header else None
+    return since is not None and int(mtime) <= since
 
 
 def _with_headers(response: HttpResponseBase, headers: dict[str, str]) -> HttpResponseBase:

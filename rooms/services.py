@@ -12,7 +12,7 @@ from django.utils.text import slugify
 from rooms.models import Room, RoomEvent
 from rooms.presence import room_start_lead_ms
 from rooms.signals import room_state_changed
-from rooms.state import Command, Media, Rejected, RoomState, apply
+from rooms.state import Command, Media, Rejected, RoomState, apply, refresh_media
 
 
 class ControlDenied(Exception):
@@ -23,10 +23,13 @@ def now_ms() -> float:
     return time.time() * 1000.0
 
 
-def room_apply_command(*, slug: str, command: Command, at_ms: float | None = None) -> RoomState | Rejected:
+def room_apply_command(*, slug: str, command: Command, at_ms: float | None = None, media_page_url: str = "",
+                       media_expires_ms: float | None = None) -> RoomState | Rejected:
     """Apply ``command`` to room ``slug`` atomically and publish the new version on commit.
 
-    Raises Room.DoesNotExist and ControlDenied; returns the new state or a Rejected.
+    An accepted ``media`` command also records where its media was resolved from and
+    when its stream URL expires. Raises Room.DoesNotExist and ControlDenied; returns
+    the new state or a Rejected.
     """
     with transaction.atomic():
         # SQLite takes its write lock at BEGIN (transaction_mode IMMEDIATE); PostgreSQL
@@ -39,7 +42,11 @@ def room_apply_command(*, slug: str, command: Command, at_ms: float | None = Non
         if isinstance(result, Rejected):
             return result
         room.set_room_state(result)
-        room.save(update_fields=["state", "version", "playing"])
+        update_fields = ["state", "version", "playing"]
+        if command.type == "media":
+            room.media_page_url, room.media_expires_ms = media_page_url, media_expires_ms
+            update_fields += ["media_page_url", "media_expires_ms"]
+        room.save(update_fields=update_fields)
         RoomEvent.objects.create(room=room, version=result.version, command=command.to_dict(),
                                  author=command.client_id, accepted_ms=accepted_ms, state=result.to_dict())
         transaction.on_commit(partial(room_state_changed.send, sender=Room, state=result))
@@ -55,6 +62,33 @@ def room_server_command(*, slug: str, type: str, **fields: object) -> RoomState 
     client_ms = max(at_ms, room.room_state.client_ms + 0.001)
     command = Command(type=type, client_id=None, client_ms=client_ms, **fields)  # type: ignore[arg-type]
     return room_apply_command(slug=slug, command=command, at_ms=at_ms)
+
+
+def room_refresh_media(*, slug: str, page_url: str, media: Media, expires_ms: float | None,
+                       replaces_url: str | None = None) -> RoomState | None:
+    """Swap in a re-resolved stream URL for the media resolved from ``page_url``, keeping the position.
+
+    Returns the new version, or None when the room meanwhile switched to other media
+    (or, with ``replaces_url``, to another stream URL) or the URL did not change.
+    """
+    with transaction.atomic():
+        room = Room.objects.select_for_update().get(slug=slug)
+        current = room.room_state
+        if room.media_page_url != page_url or (replaces_url is not None and current.media.url != replaces_url):
+            return None
+        room.media_expires_ms = expires_ms
+        if media.url == current.media.url:
+            room.save(update_fields=["media_expires_ms"])
+            return None
+        accepted_ms = now_ms()
+        result = refresh_media(current, media, accepted_ms)
+        room.set_room_state(result)
+        room.save(update_fields=["state", "version", "playing", "media_expires_ms"])
+        RoomEvent.objects.create(room=room, version=result.version, author=None, accepted_ms=accepted_ms,
+                                 command={"type": "refresh_media", "url": media.url, "page_url": page_url},
+                                 state=result.to_dict())
+        transaction.on_commit(partial(room_state_changed.send, sender=Room, state=result))
+    return result
 
 
 def room_create(*, name: str, media: Media, slug: str | None = None, media_page_url: str = "",

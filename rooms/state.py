@@ -22,14 +22,19 @@ class Media:
     title: str = ""
     duration: float | None = None
     source: str = "direct"
+    thumbnail: str = ""  # an image URL; on the wire only when known
 
     def to_dict(self) -> dict[str, Any]:
-        return {"url": self.url, "title": self.title, "duration": self.duration, "source": self.source}
+        data: dict[str, Any] = {"url": self.url, "title": self.title, "duration": self.duration,
+                                "source": self.source}
+        if self.thumbnail:
+            data["thumbnail"] = self.thumbnail
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Media:
         return cls(url=data["url"], title=data.get("title") or "", duration=data.get("duration"),
-                   source=data.get("source") or "direct")
+                   source=data.get("source") or "direct", thumbnail=data.get("thumbnail") or "")
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,18 @@ def apply(state: RoomState, command: Command, now_ms: float, *, start_lead_ms: f
         return dataclasses.replace(state, media=command.media, playing=False, position=0.0,
                                    anchor_ms=now_ms, **common)
     raise AssertionError(f"unexpected command type {command.type!r}")
+
+
+def refresh_media(state: RoomState, media: Media, now_ms: float) -> RoomState:
+    """The same media at a new stream URL (the old one expired): a new version by the server
+    that keeps the trajectory, so ``position_at(t)`` is unchanged for every ``t``.
+
+    ``client_ms`` is kept: a refresh is not an action, and must not make a client's
+    next command stale.
+    """
+    # The old duration is kept too: position_at clamps to it.
+    return dataclasses.replace(state, media=dataclasses.replace(media, duration=state.media.duration),
+                               version=state.version + 1, changed_by=None, changed_ms=now_ms)
 
 
 def _valid_position(position: float | None) -> bool:

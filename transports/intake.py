@@ -31,10 +31,13 @@ def submit_command(slug: str, data: Any) -> Outcome:
         command = command_from_data(data)
         if not command_limiter.allow(slug, command.client_id or ""):
             return Outcome(429, {"error": "too many commands from this client_id; slow down"})
+        resolved = None
         if command.type == "media":
-            media, _expires_ms = resolve_media(command.url or "")
-            command = with_media(command, media)
-        result = room_apply_command(slug=slug, command=command)
+            resolved = resolve_media(command.url or "")
+            command = with_media(command, resolved.media)
+        result = room_apply_command(slug=slug, command=command,
+                                    media_page_url=resolved.page_url if resolved else "",
+                                    media_expires_ms=resolved.expires_ms if resolved else None)
     except InvalidCommand as exc:
         return Outcome(400, {"error": exc.error, "field": exc.field})
     except Room.DoesNotExist:

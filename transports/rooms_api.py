@@ -12,7 +12,7 @@ from rooms.commands import MAX_URL_LENGTH, parse_json
 from rooms.models import Room
 from rooms.presence import room_member_counts
 from rooms.services import room_create
-from rooms.sources import DEMO_MEDIA, resolve_media
+from rooms.sources import DEMO_MEDIA, ResolvedMedia, resolve_media
 from rooms.state import InvalidCommand
 from transports.http import api_write, json_error, json_response
 
@@ -54,15 +54,14 @@ def rooms_create(request: HttpRequest) -> HttpResponse:
             raise InvalidCommand(f"{field}: {first['msg'].lower()}", field) from None
         if not valid.name.strip():
             raise InvalidCommand("name must not be blank", "name")
-        media, expires_ms, page_url = DEMO_MEDIA, None, ""
+        resolved = ResolvedMedia(media=DEMO_MEDIA)
         if valid.media_url:
             try:
-                media, expires_ms = resolve_media(valid.media_url)
+                resolved = resolve_media(valid.media_url)
             except InvalidCommand as exc:
                 raise InvalidCommand(exc.error, "media_url") from None
-            page_url = valid.media_url
     except InvalidCommand as exc:
         return json_error(400, exc.error, exc.field)
-    room = room_create(name=valid.name.strip(), media=media, media_page_url=page_url,
-                       media_expires_ms=expires_ms)
+    room = room_create(name=valid.name.strip(), media=resolved.media, media_page_url=resolved.page_url,
+                       media_expires_ms=resolved.expires_ms)
     return json_response(room.state, status=201, Location=f"/api/rooms/{room.slug}/state")
