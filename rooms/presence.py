@@ -6,6 +6,7 @@ import math
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -53,9 +54,19 @@ def parse_report(data: Any) -> PresenceReport:
 
 def presence_record(*, room: Room, report: PresenceReport, now_ms: float) -> Member:
     """Store one report; a member's buffering run keeps the time it began."""
-    member = Member.objects.filter(room=room, client_id=report.client_id).first()
-    if member is None:
-        member = Member(room=room, client_id=report.client_id)
+    for _attempt in range(3):
+        member = Member.objects.filter(room=room, client_id=report.client_id).first()
+        if member is None:
+            member = Member(room=room, client_id=report.client_id)
+        try:
+            with transaction.atomic():
+                return _record(member, room, report, now_ms)
+        except IntegrityError:
+            continue  # a concurrent first report created the row: update it instead
+    raise RuntimeError("member row kept changing under us")
+
+
+def _record(member: Member, room: Room, report: PresenceReport, now_ms: float) -> Member:
     buffering = report.status == Member.Status.BUFFERING
     if not buffering:
         member.buffering_since_ms = None

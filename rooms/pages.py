@@ -1,0 +1,41 @@
+"""The pages: the lobby, a room on one transport, and the four-transport lab."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from rooms.models import Room
+from rooms.presence import room_member_counts
+
+TRANSPORTS = {"poll": "Short polling", "longpoll": "Long polling", "sse": "Server-sent events", "ws": "WebSocket"}
+DEFAULT_TRANSPORT = "ws"
+
+
+def lobby(request: HttpRequest) -> HttpResponse:
+    rooms = list(Room.objects.all())
+    counts = room_member_counts([room.slug for room in rooms])
+    listed = [{"slug": room.slug, "name": room.name, "members": counts.get(room.slug, 0), "state": room.state}
+              for room in rooms]
+    return render(request, "lobby.html", {"rooms": listed})
+
+
+def room(request: HttpRequest, slug: str) -> HttpResponse:
+    found = get_object_or_404(Room, slug=slug)
+    transport = request.GET.get("transport", DEFAULT_TRANSPORT)
+    if transport not in TRANSPORTS:
+        transport = DEFAULT_TRANSPORT
+    return render(request, "room.html", {"room": found, "transports": TRANSPORTS,
+                                         "config": _config(found, transport)})
+
+
+def lab(request: HttpRequest, slug: str) -> HttpResponse:
+    found = get_object_or_404(Room, slug=slug)
+    return render(request, "lab.html", {"room": found, "transports": TRANSPORTS,
+                                        "config": _config(found, None)})
+
+
+def _config(room: Room, transport: str | None) -> dict[str, object]:
+    return {"slug": room.slug, "name": room.name, "transport": transport, "state": room.state,
+            "buffering_policy": room.buffering_policy, "buffering_timeout_s": room.buffering_timeout_s,
+            "control": room.control}

@@ -1,0 +1,65 @@
+// Presence: tell the room who we are and how we are doing, and show who else is here.
+
+// Often enough that the `wait` policy's timeout and "away" marks are timely,
+// rarely enough to cost nothing next to the state traffic.
+export const PRESENCE_INTERVAL_MS = 1_500;
+const NAME_MAX = 40;
+
+const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+export class Presence {
+  // report(): {client_id, name, transport, rtt_ms, status, drift_ms}; getTransport(): the live adapter
+  constructor({ slug, report, getTransport, onMembers = () => {} }) {
+    this.slug = slug;
+    this.report = report;
+    this.getTransport = getTransport;
+    this.onMembers = onMembers;
+    this.lastStatus = null;
+    this.members = [];
+    this.startLeadMs = null;
+  }
+
+  start() {
+    this._timer = setInterval(() => this.send(), PRESENCE_INTERVAL_MS);
+    // A change of status (buffering!) goes out at once, not at the next beat.
+    this._watch = setInterval(() => { if (this.report().status !== this.lastStatus) this.send(); }, 200);
+    this.send();
+  }
+
+  stop() {
+    clearInterval(this._timer);
+    clearInterval(this._watch);
+  }
+
+  async send() {
+    const report = this.report();
+    report.name = report.name.slice(0, NAME_MAX);
+    this.lastStatus = report.status;
+    try {
+      let body = await this.getTransport().sendPresence(report);
+      if (!body) {
+        const response = await fetch(`/api/rooms/${encodeURIComponent(this.slug)}/members`, { cache: "no-store" });
+        body = response.ok ? await response.json() : null;
+      }
+      if (body) {
+        this.members = body.members;
+        this.startLeadMs = body.start_lead_ms;
+        this.onMembers(body);
+      }
+    } catch { /* offline: the transport shows it; the next beat retries */ }
+  }
+}
+
+export function renderMembers(list, members, selfId) {
+  const html = members.map((m) => {
+    const drift = m.drift_ms === null || m.drift_ms === undefined ? "" : `${m.drift_ms >= 0 ? "+" : ""}${m.drift_ms.toFixed(0)} ms`;
+    const you = m.client_id === selfId ? ' <span class="muted">(you)</span>' : "";
+    return `<li class="member" data-status="${m.status}">
+      <span class="dot" aria-hidden="true"></span>
+      <span class="member-name">${escapeHtml(m.name || "anonymous")}${you}</span>
+      <span class="tag">${escapeHtml(m.transport)}</span>
+      <span class="member-status">${m.status}</span>
+      <span class="member-drift" title="drift from the room position">${drift}</span></li>`;
+  }).join("");
+  if (list.innerHTML !== html) list.innerHTML = html || '<li class="muted">Nobody yet</li>';
+}

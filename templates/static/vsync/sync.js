@@ -1,0 +1,196 @@
+// The sync engine: applies room states to a <video>, monotonically, and keeps it on
+// the room's trajectory. It never sends anything: only gestures (controls.js) do,
+// so applying a received state can never echo back as a command.
+
+// Drift control, measured with loadtests/sync_accuracy.py (see README):
+export const DRIFT = {
+  // Start nudging above this drift, stop below DEADBAND_EXIT_MS: the gap keeps the
+  // rate from flapping on measurement noise (a few ms) on a steady stream.
+  DEADBAND_MS: 12,
+  DEADBAND_EXIT_MS: 4,
+  // Close the drift over about this long: fast enough to converge within a couple
+  // of seconds after a late delivery, slow enough that nobody sees it.
+  CORRECTION_S: 0.5,
+  // Tempo changes up to 10% are not noticed with pitch preserved; seeking is.
+  NUDGE_MAX: 0.1,
+  // Beyond this a nudge would take seconds: seek instead (Syncplay: 1.5 s; Jellyfin
+  // seeks and nudges from 60 ms and its users reported stutter).
+  SEEK_MS: 400,
+};
+const TICK_MS = 100;
+// Below this change the rate is left alone: every assignment wakes the audio stretcher.
+const RATE_EPSILON = 0.002;
+// A paused video this far from the room's position is moved there.
+const PAUSED_TOLERANCE_MS = 30;
+// The first guess of how long a seek while playing takes; then measured.
+const SEEK_LATENCY_INITIAL_MS = 120;
+const HAVE_FUTURE_DATA = 3;
+
+export class Engine {
+  constructor({ video, clock, onState = () => {}, onAutoplayBlocked = () => {} }) {
+    this.video = video;
+    this.clock = clock;
+    this.onState = onState;
+    this.onAutoplayBlocked = onAutoplayBlocked;
+    this.state = null;
+    this.version = 0;
+    this.versionsReceived = 0;
+    this.lastLatencyMs = null;
+    this.driftMs = null;
+    this.seeks = 0;
+    this.nudging = false;
+    this.seekLatencyMs = SEEK_LATENCY_INITIAL_MS;
+    this._startTimer = null;
+    this._seekStartedAt = null;
+    video.addEventListener("loadedmetadata", () => this._follow(true));
+    video.addEventListener("seeked", () => this._seeked());
+    this._ticker = setInterval(() => this._follow(false), TICK_MS);
+  }
+
+  // Apply a state if it is newer than anything seen; returns whether it was.
+  receive(state) {
+    if (!state || state.version <= this.version) return false;
+    // The first state is the page's starting point: its age is not a delivery latency.
+    if (this.version > 0) this.lastLatencyMs = this.clock.now() - state.changed_ms;
+    this.version = state.version;
+    this.versionsReceived += 1;
+    const mediaChanged = !this.state || this.state.media.url !== state.media.url;
+    this.state = state;
+    if (mediaChanged) this._load(state.media.url);
+    clearTimeout(this._startTimer);
+    this._startTimer = null;
+    this._follow(true);
+    this.onState(state);
+    return true;
+  }
+
+  // Where the room is at server time t (the contract's formula).
+  positionAt(t = this.clock.now()) {
+    const s = this.state;
+    if (!s) return 0;
+    let position = s.position;
+    if (s.playing && t >= s.anchor_ms) position += (s.rate * (t - s.anchor_ms)) / 1000;
+    const duration = s.media.duration ?? (Number.isFinite(this.video.duration) ? this.video.duration : null);
+    return duration !== null ? Math.min(position, duration) : position;
+  }
+
+  get buffering() {
+    const s = this.state;
+    if (!s || !this.video.src) return false;
+    if (s.playing && this.clock.now() < s.anchor_ms) return false; // waiting for the start is not buffering
+    return this.video.readyState < HAVE_FUTURE_DATA || this.video.seeking;
+  }
+
+  get status() {
+    if (document.hidden) return "away";
+    if (this.buffering) return "buffering";
+    return this.state?.playing ? "playing" : "paused";
+  }
+
+  destroy() {
+    clearInterval(this._ticker);
+    clearTimeout(this._startTimer);
+  }
+
+  _load(url) {
+    this.video.src = url;
+    this.video.load();
+  }
+
+  // Bring the video onto the room's trajectory; `fresh` when the state just changed.
+  _follow(fresh) {
+    const s = this.state;
+    const video = this.video;
+    if (!s || video.readyState === 0) return;
+    const now = this.clock.now();
+    const expected = this.positionAt(now);
+    this.driftMs = (video.currentTime - expected) * 1000;
+
+    if (!s.playing) {
+      this._setRate(s.rate);
+      if (!video.paused) video.pause();
+      if (Math.abs(this.driftMs) > PAUSED_TOLERANCE_MS && !video.seeking) this._seek(s.position);
+      return;
+    }
+    if (now < s.anchor_ms) {
+      // A scheduled start: stand on the first frame, then start on time.
+      if (!video.paused) video.pause();
+      this._setRate(s.rate);
+      if (Math.abs(video.currentTime - s.position) * 1000 > 1 && !video.seeking) this._seek(s.position);
+      if (!this._startTimer) this._startTimer = setTimeout(() => this._start(), s.anchor_ms - now);
+      return;
+    }
+    const duration = s.media.duration ?? video.duration;
+    if (Number.isFinite(duration) && expected >= duration - 0.05) {
+      if (!video.paused) video.pause(); // the end: play() would start over from 0
+      return;
+    }
+    if (video.paused) {
+      if (Math.abs(this.driftMs) > DRIFT.SEEK_MS / 2) this._seek(this.positionAt(now + this.seekLatencyMs));
+      this._play();
+      return;
+    }
+    if (video.seeking || video.readyState < HAVE_FUTURE_DATA) return;
+    this._correct(s);
+  }
+
+  _start() {
+    this._startTimer = null;
+    const s = this.state;
+    if (!s?.playing) return;
+    this._setRate(s.rate);
+    this._play();
+  }
+
+  _correct(s) {
+    const drift = this.driftMs;
+    const magnitude = Math.abs(drift);
+    if (magnitude > DRIFT.SEEK_MS) {
+      this._seek(this.positionAt(this.clock.now() + this.seekLatencyMs));
+      this.nudging = false;
+      this._setRate(s.rate);
+      return;
+    }
+    if (magnitude > DRIFT.DEADBAND_MS) this.nudging = true;
+    else if (magnitude < DRIFT.DEADBAND_EXIT_MS) this.nudging = false;
+    if (!this.nudging) {
+      this._setRate(s.rate);
+      return;
+    }
+    const nudge = Math.max(-DRIFT.NUDGE_MAX, Math.min(DRIFT.NUDGE_MAX, drift / 1000 / DRIFT.CORRECTION_S));
+    this._setRate(s.rate * (1 - nudge));
+  }
+
+  _setRate(rate) {
+    if (Math.abs(this.video.playbackRate - rate) > RATE_EPSILON || (rate === this.state?.rate && this.video.playbackRate !== rate)) {
+      this.video.playbackRate = rate;
+    }
+  }
+
+  _seek(position) {
+    this.seeks += 1;
+    this._seekStartedAt = performance.now();
+    this.video.currentTime = position;
+  }
+
+  _seeked() {
+    if (this._seekStartedAt === null) return;
+    if (!this.video.paused) {
+      // Learn how long a seek while playing takes, so the next one lands on time.
+      const took = performance.now() - this._seekStartedAt;
+      this.seekLatencyMs = Math.min(1000, 0.7 * this.seekLatencyMs + 0.3 * took);
+    }
+    this._seekStartedAt = null;
+  }
+
+  _play() {
+    const promise = this.video.play();
+    promise?.catch((error) => {
+      if (error.name !== "NotAllowedError") return;
+      // Browsers let muted video start without a gesture; offer the sound back.
+      this.video.muted = true;
+      this.onAutoplayBlocked();
+      this.video.play().catch(() => {});
+    });
+  }
+}
