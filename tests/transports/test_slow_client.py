@@ -1,0 +1,97 @@
+"""A viewer that stops reading costs the server at most one pending snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.support.servers import LiveServer, free_port, migrate, server_env
+from tests.transports.clients import create_room
+from transports.encoding import Snapshot
+from transports.hub import Mailbox
+
+VERSIONS = 1000
+MAX_GROWTH_BYTES = 4 * 1024 * 1024
+
+
+def test_a_mailbox_keeps_only_the_newest_version() -> None:
+    async def scenario() -> None:
+        mailbox = Mailbox("demo", known_version=1)
+        for version in range(2, VERSIONS + 2):
+            mailbox.offer(Snapshot(room="demo", version=version, json_text="{}"))
+        mailbox.offer(Snapshot(room="demo", version=5, json_text="{}"))  # late and old: dropped
+        assert (await mailbox.get()).version == VERSIONS + 1
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await mailbox.get()
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture(params=["daphne", "uvicorn"])
+def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    env = server_env(tmp_path)
+    migrate(env)
+    port = free_port()
+    command = None
+    if request.param == "uvicorn":
+        command = [sys.executable, "-m", "uvicorn", "vsync.asgi:application", "--host", "127.0.0.1",
+                   "--port", str(port), "--log-level", "warning"]
+    server = LiveServer(env=env, port=port, command=command).start()
+    yield server
+    server.stop()
+
+
+def _stalled_sse_viewer(port: int, slug: str) -> socket.socket:
+    """A raw SSE client with a tiny receive buffer that reads the response head, then stops."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET /api/rooms/{slug}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    received = b""
+    while b"id: 1\n" not in received:
+        received += sock.recv(4096)
+    return sock
+
+
+def _read_versions(sock: socket.socket, until: int) -> list[int]:
+    sock.settimeout(10)
+    buffer, versions = b"", []
+    while not versions or versions[-1] < until:
+        buffer += sock.recv(65536)
+        *lines, buffer = buffer.split(b"\n")
+        versions += [int(line[4:]) for line in lines if line.startswith(b"id: ")]
+    return versions
+
+
+def test_a_stalled_viewer_keeps_memory_flat_and_then_gets_the_newest(fresh_server: LiveServer) -> None:
+    slug = create_room(fresh_server.url, "slow")["room"]
+    process = psutil.Process(fresh_server.process.pid)
+    sock = _stalled_sse_viewer(fresh_server.port, slug)
+    with httpx.Client(base_url=fresh_server.url, timeout=10) as http:
+
+        def publish(count: int, offset: int) -> None:
+            for i in range(offset, offset + count):
+                command = {"type": "seek", "client_id": f"c-{i}", "client_ms": time.time() * 1000, "position": i}
+                assert http.post(f"/api/rooms/{slug}/commands", json=command).status_code == 200
+
+        publish(100, 0)  # warm up: code paths, caches and the database settle first
+        before = process.memory_info().rss
+        publish(VERSIONS, 100)
+        growth = process.memory_info().rss - before
+    newest = VERSIONS + 100 + 1
+    versions = _read_versions(sock, newest)
+    sock.close()
+    print(f"RSS growth {growth / 1024:.0f} KiB; the stalled viewer then read {len(versions) - 1} of "
+          f"{newest - 1} versions")
+    assert growth < MAX_GROWTH_BYTES
+    assert versions == sorted(set(versions))
+    assert versions[-1] == newest
