@@ -1,0 +1,169 @@
+"""``python -m loadtests run|report|ui``: the transport lab's command line.
+
+run     sweep transports x viewers x servers x layers (plus the floor) and write a dated folder
+report  rewrite report.md and the plots of a folder from its results.csv and cdf.csv
+ui      start one vsync server and locust's web UI against it (http://127.0.0.1:8089)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from loadtests.report import rewrite_report
+from loadtests.runner import FLOOR, ROOT, VIEWER_CLASSES, RunSpec, Servers, Settings, create_room, stop_process, sweep
+
+RESULTS = ROOT / "loadtests" / "results"
+# The standard sweep, sized for a 2-core machine: about 20 minutes.
+STANDARD = dict(transports="poll,longpoll,sse,ws", viewers="50,200,1000", servers="daphne", layers="memory,redis",
+                duration=20.0, headline_repeats=3, headline_viewers=200)
+
+
+def csv_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def plan(transports: list[str], viewers: list[int], servers: list[str], layers: list[str], floor: bool,
+         repeats: int, headline_repeats: int, headline_viewers: int | None) -> list[RunSpec]:
+    """Every run in order. Repeats come as whole extra passes so that drift in the machine's load spreads out."""
+    specs = []
+    for repeat in range(max(repeats, headline_repeats)):
+        for count in viewers:
+            for server in servers:
+                for layer in layers:
+                    for transport in transports:
+                        spec = RunSpec(transport, count, server, layer, repeat)
+                        headline = count == headline_viewers and (server, layer) == (servers[0], layers[0])
+                        if repeat < repeats or headline:
+                            specs.append(spec)
+            if floor:
+                for transport in transports:
+                    if repeat < repeats or count == headline_viewers:
+                        specs.append(RunSpec(transport, count, FLOOR, FLOOR, repeat))
+    return specs
+
+
+def floor_available() -> bool:
+    return (ROOT / "loadtests" / "floor.py").exists()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.standard:
+        for key, value in STANDARD.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+    transports = csv_list(args.transports or "poll,longpoll,sse,ws")
+    unknown = set(transports) - set(VIEWER_CLASSES)
+    if unknown:
+        sys.exit(f"unknown transports: {', '.join(sorted(unknown))}")
+    viewers = [int(v) for v in csv_list(args.viewers or "50")]
+    servers = csv_list(args.servers or "daphne")
+    layers = csv_list(args.layers or "memory")
+    floor = args.floor if args.floor is not None else floor_available()
+    if floor and not floor_available():
+        sys.exit("--floor needs loadtests/floor.py")
+    specs = plan(transports, viewers, servers, layers, floor, args.repeats, args.headline_repeats or 0,
+                 args.headline_viewers)
+    now = dt.datetime.now(dt.UTC)
+    out = Path(args.out) if args.out else RESULTS / (now.strftime("%Y-%m-%d") if args.standard
+                                                    else now.strftime("%Y-%m-%d-%H%M%S"))
+    settings = Settings(duration_s=args.duration or 20.0, command_rate=args.command_rate,
+                        poll_interval=args.poll_interval, longpoll_timeout=args.longpoll_timeout,
+                        redis_processes=args.redis_processes, locust_processes=args.locust_processes,
+                        quiet=args.quiet)
+    load = os.getloadavg()
+    meta = {"date": now.strftime("%Y-%m-%d %H:%M UTC"), "command": "python -m loadtests " + shlex.join(sys.argv[1:]),
+            "machine": f"{platform.node()}, {os.cpu_count()} CPUs, {platform.machine()}, Python "
+                       f"{platform.python_version()}, locust {metadata.version('locust')}",
+            "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in load),
+            "runs": len(specs), "run duration s": settings.duration_s,
+            "commands per second (busy)": settings.command_rate, "short-poll interval s": settings.poll_interval,
+            "long-poll timeout s": settings.longpoll_timeout,
+            "Redis layer": f"{settings.redis_processes} server processes + redis-server, viewers spread evenly",
+            "locust processes": settings.locust_processes or "1 per 300 viewers (at most one per CPU)",
+            "floor": "loadtests/floor.py" if floor else "none (loadtests/floor.py not present)"}
+    print(f"{len(specs)} runs of {settings.duration_s:.0f} s into {out}", flush=True)
+    rows = sweep(specs, settings, out, meta)
+    meta["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    if rows:
+        rewrite_report(out, meta)
+    print(f"wrote {out / 'results.csv'}, {out / 'report.md'} and plots ({len(rows)}/{len(specs)} runs)")
+    return 0 if len(rows) == len(specs) else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    files = rewrite_report(Path(args.dir))
+    print(f"rewrote {Path(args.dir) / 'report.md'} and {len(files)} plots")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    settings = Settings()
+    with tempfile.TemporaryDirectory(prefix="vsync-ui-") as tmp:
+        spec = RunSpec("ws", 0, args.server, "memory")
+        servers = Servers(spec, Path(tmp), settings)
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT,
+                       env=servers.env(), check=True)
+        servers.start()
+        room = create_room(servers.urls[0], "ui")
+        print(f"server {servers.urls[0]}, room {room}; locust web UI on http://127.0.0.1:{args.web_port}")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        locust = subprocess.Popen([sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"),
+                                   "--host", servers.urls[0], "--vsync-room", room, "--class-picker",
+                                   "--web-host", "127.0.0.1", "--web-port", str(args.web_port)],
+                                  cwd=ROOT, env=env, start_new_session=True)
+        try:
+            locust.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop_process(locust)
+            servers.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a sweep")
+    run.add_argument("--standard", action="store_true", help="the standard sweep (make bench)")
+    run.add_argument("--transports", help="comma-separated: poll,longpoll,sse,ws")
+    run.add_argument("--viewers", help="comma-separated viewer counts, e.g. 50,200,1000")
+    run.add_argument("--servers", help="comma-separated: daphne,uvicorn")
+    run.add_argument("--layers", help="comma-separated: memory,redis")
+    run.add_argument("--duration", type=float, help="seconds per run (ramp-up, idle, busy, tail)")
+    run.add_argument("--repeats", type=int, default=1, help="passes over every point")
+    run.add_argument("--headline-repeats", type=int, help="passes over the headline points")
+    run.add_argument("--headline-viewers", type=int, help="viewer count of the headline points")
+    run.add_argument("--command-rate", type=float, default=2.0, help="commands per second in the busy window")
+    run.add_argument("--poll-interval", type=float, default=1.0)
+    run.add_argument("--longpoll-timeout", type=float, default=25.0)
+    run.add_argument("--redis-processes", type=int, default=2)
+    run.add_argument("--locust-processes", type=int, default=0, help="0: one per 300 viewers")
+    run.add_argument("--floor", action=argparse.BooleanOptionalAction, default=None,
+                     help="add floor rows (default: when loadtests/floor.py exists)")
+    run.add_argument("--out", help="output folder (default loadtests/results/<date>)")
+    run.add_argument("--quiet", action="store_true")
+    run.set_defaults(handler=cmd_run)
+    report = sub.add_parser("report", help="rewrite report.md and plots from a results folder")
+    report.add_argument("dir")
+    report.set_defaults(handler=cmd_report)
+    ui = sub.add_parser("ui", help="a server plus locust's web UI")
+    ui.add_argument("--server", default="daphne", choices=["daphne", "uvicorn"])
+    ui.add_argument("--web-port", type=int, default=8089)
+    ui.set_defaults(handler=cmd_ui)
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

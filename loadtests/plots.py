@@ -1,0 +1,139 @@
+"""The four PNG plots of a sweep (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+if TYPE_CHECKING:
+    from loadtests.report import Point, Row
+
+COLORS = {"poll": "tab:orange", "longpoll": "tab:green", "sse": "tab:blue", "ws": "tab:purple"}
+STYLES = {"memory": "-", "redis": "--", "floor": ":"}
+MARKERS = {"daphne": "o", "uvicorn": "s", "floor": "."}
+
+
+def write_plots(out_dir: Path, rows: list[Row], cdf: dict[str, list[float]]) -> list[str]:
+    """Write the plots that the rows allow; return their file names."""
+    from loadtests.report import group
+
+    points = group(rows)
+    written = []
+    for name, draw in (("latency_cdf.png", latency_cdf), ("p99_vs_viewers.png", p99_vs_viewers),
+                       ("bytes_per_viewer_minute.png", bytes_per_viewer_minute),
+                       ("server_cpu_per_1000_viewers.png", server_cpu_per_1000)):
+        fig = draw(points, cdf)
+        if fig is not None:
+            fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
+            plt.close(fig)
+            written.append(name)
+    return written
+
+
+def _series(points: dict, metric: str) -> dict[tuple[str, str, str], list[tuple[int, float]]]:
+    series: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
+    for (transport, viewers, server, layer), point in points.items():
+        value = point.median(metric)
+        if not math.isnan(value):
+            series.setdefault((transport, server, layer), []).append((viewers, value))
+    return {key: sorted(values) for key, values in series.items()}
+
+
+def _line_plot(points: dict, metric: str, ylabel: str, title: str, log_y: bool) -> plt.Figure | None:
+    series = _series(points, metric)
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for (transport, server, layer), values in sorted(series.items()):
+        xs, ys = zip(*values, strict=True)
+        floor = server == "floor"
+        label = f"{transport} floor" if floor else f"{transport} {server}/{layer}"
+        ax.plot(xs, ys, STYLES.get(layer, "-"), marker=MARKERS.get(server, "o"),
+                color=COLORS.get(transport, "grey"), alpha=0.45 if floor else 1.0, label=label)
+    ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("viewers")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def p99_vs_viewers(points: dict, cdf: dict[str, list[float]]) -> plt.Figure | None:
+    return _line_plot(points, "p99_ms", "p99 propagation latency, ms (log)", "p99 latency against viewers", True)
+
+
+def server_cpu_per_1000(points: dict, cdf: dict[str, list[float]]) -> plt.Figure | None:
+    real = {key: point for key, point in points.items() if key[2] != "floor"}
+    return _line_plot(real, "server_cpu_pct_per_1000_viewers", "server CPU % per 1,000 viewers (busy window)",
+                      "Server CPU per 1,000 viewers (100 % = one core)", True)
+
+
+def _representative(point: Point) -> Row:
+    """The repeat whose p99 is the median one."""
+    ordered = sorted(point.rows, key=lambda r: (math.isnan(r.p99_ms), r.p99_ms))
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def latency_cdf(points: dict, cdf: dict[str, list[float]]) -> plt.Figure | None:
+    from loadtests.report import CDF_QUANTILES
+
+    viewer_counts = sorted({key[1] for key in points})
+    if not viewer_counts or not cdf:
+        return None
+    primary = "daphne/memory" if any(k[2:] == ("daphne", "memory") for k in points) else None
+    fig, axes = plt.subplots(1, len(viewer_counts), figsize=(4.2 * len(viewer_counts), 4.2), squeeze=False)
+    for ax, viewers in zip(axes[0], viewer_counts, strict=True):
+        for (transport, count, server, layer), point in sorted(points.items()):
+            config = f"{server}/{layer}"
+            if count != viewers or (config != primary and server != "floor" and primary is not None):
+                continue
+            values = cdf.get(_representative(point).run_id)
+            if not values or all(math.isnan(v) for v in values):
+                continue
+            floor = server == "floor"
+            ax.plot(values, [q / 100 for q in CDF_QUANTILES], ":" if floor else "-",
+                    color=COLORS.get(transport, "grey"), alpha=0.5 if floor else 1.0,
+                    label=f"{transport} floor" if floor else transport)
+        ax.set_xscale("log")
+        ax.set_title(f"{viewers} viewers ({primary or 'all'})")
+        ax.set_xlabel("propagation latency, ms (log)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("fraction of deliveries")
+    fig.suptitle("Latency CDF per transport")
+    return fig
+
+
+def bytes_per_viewer_minute(points: dict, cdf: dict[str, list[float]]) -> plt.Figure | None:
+    real = {key: point for key, point in points.items() if key[2] != "floor"}
+    if not real:
+        return None
+    configs = sorted({(server, layer) for _, _, server, layer in real},
+                     key=lambda c: (c != ("daphne", "memory"), c))
+    server, layer = configs[0]
+    chosen = {(t, v): p for (t, v, s, lay), p in real.items() if (s, lay) == (server, layer)}
+    labels = sorted(chosen, key=lambda key: (key[1], ["poll", "longpoll", "sse", "ws"].index(key[0])
+                                             if key[0] in COLORS else 9))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(labels) + 2), 4.6))
+    xs = range(len(labels))
+    idle = [chosen[k].median("bytes_per_viewer_min_idle") / 1024 for k in labels]
+    busy = [chosen[k].median("bytes_per_viewer_min_busy") / 1024 for k in labels]
+    ax.bar([x - 0.2 for x in xs], [0 if math.isnan(v) else v for v in idle], 0.4, label="idle", color="lightgrey",
+           edgecolor="grey")
+    ax.bar([x + 0.2 for x in xs], [0 if math.isnan(v) else v for v in busy], 0.4, label="busy",
+           color=[COLORS.get(k[0], "grey") for k in labels])
+    ax.set_xticks(list(xs), [f"{t}\n{v}" for t, v in labels], fontsize=7)
+    ax.set_ylabel("KiB received per viewer-minute")
+    ax.set_title(f"Bytes per viewer-minute, idle and busy ({server}/{layer})")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend()
+    return fig

@@ -1,0 +1,360 @@
+"""The report writer: results.csv (one row per run), cdf.csv (latency quantiles per run), report.md, plots."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadtests.metrics import Summary, percentile
+
+TRANSPORT_ORDER = ["poll", "longpoll", "sse", "ws"]
+CDF_QUANTILES = [q / 2 for q in range(0, 201)]  # 0, 0.5, ..., 100
+# A run "holds" when nobody saw an error or an old version, deliveries kept up, and p99 stayed
+# under this: half a second is where people in a watch party start to hear the rooms disagree.
+HOLD_P99_MS = 500.0
+HOLD_DELIVERED = 0.95
+# A locust process above this share of a core is the bottleneck, not the server.
+CLIENT_BOUND_PCT = 85.0
+
+
+@dataclass
+class Row:
+    run_id: str
+    transport: str
+    viewers: int
+    server: str
+    layer: str
+    repeat: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    samples: int
+    messages_per_s: float
+    commands_per_s: float
+    delivered_ratio: float
+    bytes_per_viewer_min_idle: float
+    bytes_per_viewer_min_busy: float
+    requests_per_viewer_min_idle: float
+    requests_per_viewer_min_busy: float
+    server_cpu_pct_idle: float
+    server_cpu_pct_busy: float
+    server_cpu_pct_per_1000_viewers: float
+    server_rss_mib: float
+    server_kib_per_viewer: float
+    client_cpu_pct: float
+    client_max_process_cpu_pct: float
+    client_processes: int
+    client_bound: bool
+    viewers_seen: int
+    missed: int
+    out_of_order: int
+    duplicates: int
+    reconnects: int
+    errors: int
+    command_errors: int
+    busy_s: float
+
+    @classmethod
+    def build(cls, *, spec: Any, summary: Summary, server_cpu_pct_idle: float, server_cpu_pct_busy: float,
+              server_rss_mib: float, server_kib_per_viewer: float, client_cpu_pct: float,
+              client_max_process_cpu_pct: float, client_processes: int) -> Row:
+        expected = summary.commands_per_s * spec.viewers
+        return cls(
+            run_id=spec.run_id, transport=spec.transport, viewers=spec.viewers, server=spec.server,
+            layer=spec.layer, repeat=spec.repeat, p50_ms=summary.p50_ms, p95_ms=summary.p95_ms,
+            p99_ms=summary.p99_ms, max_ms=summary.max_ms, samples=summary.samples,
+            messages_per_s=summary.messages_per_s, commands_per_s=summary.commands_per_s,
+            delivered_ratio=summary.messages_per_s / expected if expected else math.nan,
+            bytes_per_viewer_min_idle=summary.bytes_per_viewer_min_idle,
+            bytes_per_viewer_min_busy=summary.bytes_per_viewer_min_busy,
+            requests_per_viewer_min_idle=summary.requests_per_viewer_min_idle,
+            requests_per_viewer_min_busy=summary.requests_per_viewer_min_busy,
+            server_cpu_pct_idle=server_cpu_pct_idle, server_cpu_pct_busy=server_cpu_pct_busy,
+            server_cpu_pct_per_1000_viewers=server_cpu_pct_busy / spec.viewers * 1000 if spec.viewers else math.nan,
+            server_rss_mib=server_rss_mib, server_kib_per_viewer=server_kib_per_viewer,
+            client_cpu_pct=client_cpu_pct, client_max_process_cpu_pct=client_max_process_cpu_pct,
+            client_processes=client_processes,
+            client_bound=bool(client_max_process_cpu_pct >= CLIENT_BOUND_PCT),
+            viewers_seen=summary.viewers_seen, missed=summary.missed, out_of_order=summary.out_of_order,
+            duplicates=summary.duplicates, reconnects=summary.reconnects, errors=summary.errors,
+            command_errors=summary.command_errors, busy_s=summary.busy_s)
+
+    @property
+    def config(self) -> str:
+        return f"{self.server}/{self.layer}"
+
+    def holds(self) -> bool:
+        return (self.errors == 0 and self.out_of_order == 0 and self.samples > 0
+                and self.p99_ms <= HOLD_P99_MS + self.poll_allowance_ms
+                and (self.transport == "poll" or self.delivered_ratio >= HOLD_DELIVERED))
+
+    @property
+    def poll_allowance_ms(self) -> float:
+        # A short poll waits up to one interval by design; judge it on what it adds beyond that.
+        return 1000.0 if self.transport == "poll" else 0.0
+
+
+FIELDS = [f.name for f in dataclasses.fields(Row)]
+
+
+def write_results(out_dir: Path, rows: list[Row], latencies: dict[str, list[float]], meta: dict[str, Any]) -> None:
+    """Write every output of a sweep into ``out_dir``: the CSVs, report.md and the PNG plots."""
+    with open(out_dir / "results.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_value(v) for k, v in dataclasses.asdict(row).items()})
+    cdf = {run_id: [percentile(samples, q) for q in CDF_QUANTILES] for run_id, samples in latencies.items()}
+    with open(out_dir / "cdf.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run_id", *CDF_QUANTILES])
+        for run_id, values in cdf.items():
+            writer.writerow([run_id, *(_csv_value(v) for v in values)])
+    (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    from loadtests import plots
+
+    plot_files = plots.write_plots(out_dir, rows, cdf)
+    (out_dir / "report.md").write_text(render_report(rows, meta, plot_files))
+
+
+def rewrite_report(out_dir: Path, meta: dict[str, Any] | None = None) -> list[str]:
+    """Rewrite report.md and the plots from results.csv and cdf.csv (and meta.json unless ``meta`` is given)."""
+    from loadtests import plots
+
+    rows, cdf, stored = read_results(out_dir)
+    if meta is not None:
+        (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    files = plots.write_plots(out_dir, rows, cdf)
+    (out_dir / "report.md").write_text(render_report(rows, meta if meta is not None else stored, files))
+    return files
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else round(value, 3)
+    return value
+
+
+def read_results(out_dir: Path) -> tuple[list[Row], dict[str, list[float]], dict[str, Any]]:
+    """Read back what ``write_results`` wrote, to rewrite the report without running again."""
+    rows = []
+    types = {f.name: f.type for f in dataclasses.fields(Row)}
+    with open(out_dir / "results.csv", newline="") as handle:
+        for raw in csv.DictReader(handle):
+            rows.append(Row(**{k: _parse(types[k], v) for k, v in raw.items()}))
+    cdf: dict[str, list[float]] = {}
+    with open(out_dir / "cdf.csv", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        for run_id, *values in reader:
+            cdf[run_id] = [float(v) if v else math.nan for v in values]
+    meta_path = out_dir / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    return rows, cdf, meta
+
+
+def _parse(kind: Any, text: str) -> Any:
+    kind = str(kind)
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text) if text else math.nan
+    if kind == "bool":
+        return text == "True"
+    return text
+
+
+@dataclass
+class Point:
+    """The repeats of one (transport, viewers, server, layer): medians, with min and max for latency."""
+
+    rows: list[Row]
+
+    def median(self, name: str) -> float:
+        values = [getattr(r, name) for r in self.rows if not _nan(getattr(r, name))]
+        return statistics.median(values) if values else math.nan
+
+    def spread(self, name: str) -> tuple[float, float]:
+        values = [getattr(r, name) for r in self.rows if not _nan(getattr(r, name))]
+        return (min(values), max(values)) if values else (math.nan, math.nan)
+
+    def total(self, name: str) -> int:
+        return sum(getattr(r, name) for r in self.rows)
+
+    @property
+    def first(self) -> Row:
+        return self.rows[0]
+
+    def holds(self) -> bool:
+        return sum(r.holds() for r in self.rows) * 2 > len(self.rows)
+
+
+def _nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def group(rows: Iterable[Row]) -> dict[tuple[str, int, str, str], Point]:
+    grouped: dict[tuple[str, int, str, str], list[Row]] = defaultdict(list)
+    for row in rows:
+        grouped[(row.transport, row.viewers, row.server, row.layer)].append(row)
+    return {key: Point(value) for key, value in grouped.items()}
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    if _nan(value):
+        return "n/a"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def fmt_spread(point: Point, name: str) -> str:
+    low, high = point.spread(name)
+    text = fmt(point.median(name))
+    return f"{text} ({fmt(low)}-{fmt(high)})" if len(point.rows) > 1 else text
+
+
+def ratio(value: float, floor: float) -> str:
+    if _nan(value) or _nan(floor) or floor <= 0:
+        return "n/a"
+    return f"{value / floor:.1f}x"
+
+
+
+def _configs(points: dict[tuple[str, int, str, str], Point]) -> list[str]:
+    configs = sorted({f"{server}/{layer}" for _, _, server, layer in points if server != "floor"})
+    return sorted(configs, key=lambda c: (c != "daphne/memory", c))
+
+
+def _ordered(points: dict[tuple[str, int, str, str], Point], config: str) -> list[Point]:
+    server, layer = config.split("/")
+    chosen = [p for (t, _, s, lay), p in points.items() if s == server and lay == layer]
+    return sorted(chosen, key=lambda p: (TRANSPORT_ORDER.index(p.first.transport)
+                                         if p.first.transport in TRANSPORT_ORDER else 9, p.first.viewers))
+
+
+def _floor(points: dict[tuple[str, int, str, str], Point], transport: str, viewers: int) -> Point | None:
+    return points.get((transport, viewers, "floor", "floor"))
+
+
+def latency_table(points: dict[tuple[str, int, str, str], Point], config: str) -> list[str]:
+    lines = ["| transport | viewers | p50 ms | p95 ms | p99 ms | max ms | p50 ÷ floor | p99 ÷ floor | delivered "
+             "| missed | out of order | errors | reconnects | client CPU % (busiest process) | holds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for point in _ordered(points, config):
+        row = point.first
+        floor = _floor(points, row.transport, row.viewers)
+        bound = " client-bound" if any(r.client_bound for r in point.rows) else ""
+        lines.append(
+            f"| {row.transport} | {row.viewers} | {fmt_spread(point, 'p50_ms')} | {fmt(point.median('p95_ms'))} "
+            f"| {fmt_spread(point, 'p99_ms')} | {fmt(point.median('max_ms'))} "
+            f"| {ratio(point.median('p50_ms'), floor.median('p50_ms') if floor else math.nan)} "
+            f"| {ratio(point.median('p99_ms'), floor.median('p99_ms') if floor else math.nan)} "
+            f"| {fmt(100 * point.median('delivered_ratio'), 0)} % | {point.total('missed')} "
+            f"| {point.total('out_of_order')} | {point.total('errors') + point.total('command_errors')} "
+            f"| {point.total('reconnects')} | {fmt(point.median('client_cpu_pct'), 0)} "
+            f"({fmt(point.median('client_max_process_cpu_pct'), 0)}){bound} | {'yes' if point.holds() else 'no'} |")
+    return lines
+
+
+def cost_table(points: dict[tuple[str, int, str, str], Point], config: str) -> list[str]:
+    lines = ["| transport | viewers | KiB/viewer-min idle | KiB/viewer-min busy | requests/viewer-min idle "
+             "| requests/viewer-min busy | messages/s | server CPU % idle | server CPU % busy "
+             "| CPU % per 1,000 viewers | server RSS MiB | KiB per viewer |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for point in _ordered(points, config):
+        row = point.first
+        lines.append(
+            f"| {row.transport} | {row.viewers} | {fmt(point.median('bytes_per_viewer_min_idle') / 1024)} "
+            f"| {fmt(point.median('bytes_per_viewer_min_busy') / 1024)} "
+            f"| {fmt(point.median('requests_per_viewer_min_idle'))} "
+            f"| {fmt(point.median('requests_per_viewer_min_busy'))} | {fmt(point.median('messages_per_s'), 0)} "
+            f"| {fmt(point.median('server_cpu_pct_idle'), 0)} | {fmt_spread(point, 'server_cpu_pct_busy')} "
+            f"| {fmt(point.median('server_cpu_pct_per_1000_viewers'), 0)} | {fmt(point.median('server_rss_mib'), 0)} "
+            f"| {fmt(point.median('server_kib_per_viewer'))} |")
+    return lines
+
+
+def reading(points: dict[tuple[str, int, str, str], Point], config: str) -> list[str]:
+    """Sentences computed from the figures: who wins on latency, overhead and capacity, where each breaks."""
+    lines: list[str] = []
+    mine = _ordered(points, config)
+    for viewers in sorted({p.first.viewers for p in mine}):
+        at = sorted((p for p in mine if p.first.viewers == viewers and p.median("samples") > 0),
+                    key=lambda p: p.median("p99_ms"))
+        if len(at) >= 2:
+            best, runner_up = at[0], at[1]
+            lines.append(
+                f"- {viewers} viewers: lowest p99 is **{best.first.transport}** at {fmt(best.median('p99_ms'))} ms, "
+                f"{fmt(runner_up.median('p99_ms') / best.median('p99_ms'))}x better than {runner_up.first.transport} "
+                f"({fmt(runner_up.median('p99_ms'))} ms); slowest {at[-1].first.transport} "
+                f"({fmt(at[-1].median('p99_ms'))} ms).")
+    for transport in TRANSPORT_ORDER:
+        series = [p for p in mine if p.first.transport == transport]
+        if not series:
+            continue
+        held = [p.first.viewers for p in series if p.holds()]
+        broke = [p for p in series if not p.holds()]
+        text = f"- **{transport}** holds up to {max(held)} viewers" if held else f"- **{transport}** held at no size"
+        if broke:
+            first = broke[0]
+            why = []
+            if first.total("errors") or first.total("command_errors"):
+                why.append(f"{first.total('errors') + first.total('command_errors')} errors")
+            if first.total("out_of_order"):
+                why.append(f"{first.total('out_of_order')} out-of-order versions")
+            if first.median("p99_ms") > HOLD_P99_MS + first.first.poll_allowance_ms:
+                why.append(f"p99 {fmt(first.median('p99_ms'))} ms")
+            if transport != "poll" and first.median("delivered_ratio") < HOLD_DELIVERED:
+                why.append(f"{fmt(100 * first.median('delivered_ratio'), 0)} % of messages delivered")
+            text += f"; at {first.first.viewers} it breaks ({', '.join(why) or 'no samples'})"
+        bound = [p.first.viewers for p in series if any(r.client_bound for r in p.rows)]
+        if bound:
+            text += f"; the load generator was CPU-bound at {', '.join(map(str, bound))} viewers"
+        lines.append(text + ".")
+    return lines
+
+
+def render_report(rows: list[Row], meta: dict[str, Any], plot_files: list[str]) -> str:
+    points = group(rows)
+    out = [f"# vsync transport benchmark, {meta.get('date', '')}", ""]
+    out += [f"Command: `{meta.get('command', '')}`", ""]
+    out += ["| setting | value |", "|---|---|"]
+    out += [f"| {key} | {value} |" for key, value in meta.items() if key not in ("command", "date")]
+    out += ["", "How to read this: propagation latency is the viewer's receipt time (taken before parsing) minus the "
+            "version's `changed_ms`, same machine clock. Each run: fresh server processes, its own room, viewers "
+            "ramp up, an idle window (no commands), then a busy window of alternating seeks from one controller. "
+            "Bytes are what a viewer received (HTTP heads and bodies, SSE stream, WebSocket frames); requests are "
+            "HTTP requests plus WebSocket handshakes. The floor is the same client against a minimal server that "
+            "only writes pre-encoded frames (../shared/BENCHMARKING.md); ratios to it hold on a noisy machine. "
+            f"A run *holds* with no errors, no out-of-order version, ≥ {HOLD_DELIVERED:.0%} of messages delivered "
+            f"(push transports) and p99 ≤ {HOLD_P99_MS:.0f} ms (short polling: plus one poll interval). Client "
+            f"CPU is the locust processes' total (100 = one core); a process above {CLIENT_BOUND_PCT:.0f} % marks "
+            "the run client-bound. Where repeats exist, figures are medians with (min-max).", ""]
+    for config in _configs(points):
+        out += [f"## {config}", "", "### Latency and correctness", "", *latency_table(points, config), "",
+                "### Overhead and server cost", "", *cost_table(points, config), "",
+                "### Reading (computed)", "", *reading(points, config), ""]
+    floor_rows = [p for (t, v, s, lay), p in sorted(points.items()) if s == "floor"]
+    if floor_rows:
+        out += ["## Floor (minimal server, same client)", "",
+                "| transport | viewers | p50 ms | p99 ms | max ms | client CPU % (busiest process) |",
+                "|---|---:|---:|---:|---:|---:|"]
+        for point in sorted(floor_rows, key=lambda p: (p.first.transport, p.first.viewers)):
+            out.append(f"| {point.first.transport} | {point.first.viewers} | {fmt_spread(point, 'p50_ms')} "
+                       f"| {fmt_spread(point, 'p99_ms')} | {fmt(point.median('max_ms'))} "
+                       f"| {fmt(point.median('client_cpu_pct'), 0)} "
+                       f"({fmt(point.median('client_max_process_cpu_pct'), 0)}) |")
+        out.append("")
+    if plot_files:
+        out += ["## Plots", ""] + [f"![{name}]({name})" for name in plot_files] + [""]
+    return "\n".join(out)

@@ -1,0 +1,379 @@
+"""The comparison runner: start servers, run locust against them, sample the processes, collect rows.
+
+Runs in a plain Python process; locust runs in its own (gevent) subprocess and hands its
+measurements back as ``stats-<pid>.json`` files, merged here with ``loadtests.metrics``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from loadtests import metrics
+from loadtests.report import Row, write_results
+
+ROOT = Path(__file__).resolve().parent.parent
+VIEWER_CLASSES = {"poll": "PollViewer", "longpoll": "LongPollViewer", "sse": "SSEViewer", "ws": "WebSocketViewer"}
+FLOOR = "floor"
+# Beyond this many viewers one gevent process saturates a core before the server does.
+VIEWERS_PER_LOCUST_PROCESS = 300
+SAMPLE_EVERY_S = 0.5
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    transport: str
+    viewers: int
+    server: str  # daphne, uvicorn or floor
+    layer: str  # memory, redis or floor
+    repeat: int = 0
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.transport}-{self.viewers}-{self.server}-{self.layer}-r{self.repeat}"
+
+
+@dataclass
+class Settings:
+    duration_s: float = 20.0
+    command_rate: float = 2.0
+    poll_interval: float = 1.0
+    longpoll_timeout: float = 25.0
+    redis_processes: int = 2
+    locust_processes: int = 0  # 0: decide from the viewer count
+    quiet: bool = False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_json(method: str, url: str, body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server {process.args} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/time", timeout=1.0):
+                return
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def stop_process(process: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+
+
+@dataclass
+class Servers:
+    """The server processes of one run (and redis-server for the Redis layer), started fresh."""
+
+    spec: RunSpec
+    data_dir: Path
+    settings: Settings
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+
+    def env(self, redis_url: str = "") -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DEBUG")}
+        # DEBUG off, as deployed: with DEBUG on Django also keeps every query in memory.
+        env.update(VSYNC_DATA_DIR=str(self.data_dir), DATABASE_URL=f"sqlite:///{self.data_dir / 'db.sqlite3'}",
+                   DJANGO_SETTINGS_MODULE="vsync.settings", PYTHONUNBUFFERED="1", LOG_LEVEL="WARNING",
+                   DEBUG="0", SECRET_KEY=f"loadtest-{secrets.token_hex(16)}", PYTHONPATH=str(ROOT))
+        if redis_url:
+            env["REDIS_URL"] = redis_url
+        return env
+
+    def command(self, port: int) -> list[str]:
+        if self.spec.server == "daphne":
+            return [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+        if self.spec.server == "uvicorn":
+            return [sys.executable, "-m", "uvicorn", "vsync.asgi:application", "--host", "127.0.0.1",
+                    "--port", str(port), "--log-level", "warning", "--no-access-log", "--ws-ping-interval", "20"]
+        if self.spec.server == FLOOR:
+            return [sys.executable, "-m", "loadtests.floor", "--port", str(port)]
+        raise ValueError(f"unknown server {self.spec.server!r}")
+
+    def start(self) -> Servers:
+        redis_url = ""
+        count = 1
+        if self.spec.layer == "redis":
+            redis_port = free_port()
+            redis = shutil.which("redis-server")
+            if redis is None:
+                raise RuntimeError("the Redis layer needs redis-server (Debian package redis-server)")
+            self.processes.append(self._spawn([redis, "--port", str(redis_port), "--bind", "127.0.0.1",
+                                               "--save", "", "--appendonly", "no"], self.env(), "redis"))
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+            count = self.settings.redis_processes
+            self._wait_for_redis(redis_port)
+        for index in range(count):
+            port = free_port()
+            process = self._spawn(self.command(port), self.env(redis_url), f"{self.spec.server}-{index}")
+            self.processes.append(process)
+            self.urls.append(f"http://127.0.0.1:{port}")
+        for url, process in zip(self.urls, self.processes[-count:], strict=True):
+            wait_until_serving(url, process)
+        return self
+
+    def _spawn(self, command: list[str], env: dict[str, str], name: str) -> subprocess.Popen:
+        log = open(self.data_dir / f"{name}.log", "ab")
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    def _wait_for_redis(self, port: int) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError("redis-server did not start")
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            stop_process(process)
+        self.processes.clear()
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+@dataclass
+class Sample:
+    t: float
+    server_cpu_s: float
+    server_rss: int
+    client_cpu_s: dict[int, float]
+
+
+class Sampler(threading.Thread):
+    """CPU seconds and RSS of the server processes and CPU of the locust processes, twice a second."""
+
+    def __init__(self, server_pids: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.server_pids = server_pids
+        self.client_pid: int | None = None
+        self.samples: list[Sample] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.samples.append(self.sample())
+            self._stop_event.wait(SAMPLE_EVERY_S)
+
+    def sample(self) -> Sample:
+        cpu, rss = 0.0, 0
+        for pid in self.server_pids:
+            for proc in tree(pid):
+                try:
+                    times = proc.cpu_times()
+                    cpu += times.user + times.system
+                    rss += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+        client: dict[int, float] = {}
+        for proc in tree(self.client_pid) if self.client_pid else []:
+            try:
+                times = proc.cpu_times()
+                client[proc.pid] = times.user + times.system
+            except psutil.Error:
+                pass
+        return Sample(time.time(), cpu, rss, client)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def between(self, start_s: float, end_s: float) -> tuple[Sample, Sample] | None:
+        inside = [s for s in self.samples if start_s <= s.t <= end_s]
+        return (inside[0], inside[-1]) if len(inside) >= 2 and inside[-1].t > inside[0].t else None
+
+    def server_cpu_pct(self, window: metrics.Window | None) -> float:
+        pair = self.between(window.start_s, window.end_s) if window else None
+        if pair is None:
+            return math.nan
+        first, last = pair
+        return 100.0 * (last.server_cpu_s - first.server_cpu_s) / (last.t - first.t)
+
+    def client_cpu_pct(self, window: metrics.Window | None) -> tuple[float, float]:
+        """Total CPU % of the locust processes, and of the busiest one, in ``window``."""
+        pair = self.between(window.start_s, window.end_s) if window else None
+        if pair is None:
+            return math.nan, math.nan
+        first, last = pair
+        span = last.t - first.t
+        per_process = [100.0 * (cpu - first.client_cpu_s.get(pid, 0.0)) / span
+                       for pid, cpu in last.client_cpu_s.items()]
+        return sum(per_process), max(per_process, default=math.nan)
+
+
+def locust_processes(settings: Settings, viewers: int) -> int:
+    if settings.locust_processes:
+        return settings.locust_processes
+    return max(1, min(os.cpu_count() or 1, math.ceil(viewers / VIEWERS_PER_LOCUST_PROCESS)))
+
+
+def locust_command(spec: RunSpec, settings: Settings, urls: list[str], room: str, run_dir: Path) -> list[str]:
+    """The headless locust invocation; the timeline is ramp-up, idle, busy, then a quiet tail."""
+    ramp_s = min(4.0, max(1.0, spec.viewers / 250))
+    busy_s = max(2.0, settings.duration_s * 0.5)
+    idle_s = max(1.0, settings.duration_s - ramp_s - busy_s - 2.0)
+    processes = locust_processes(settings, spec.viewers)
+    command = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"), "--headless",
+               "-u", str(spec.viewers + 1), "-r", f"{(spec.viewers + 1) / ramp_s:.1f}",
+               "-t", f"{math.ceil(ramp_s + idle_s + busy_s + 2.0)}s",
+               "--host", urls[0], "--vsync-hosts", ",".join(urls),
+               "--vsync-room", room, "--command-rate", str(settings.command_rate),
+               "--idle-s", f"{ramp_s + 1.0 + idle_s:.1f}", "--busy-s", f"{busy_s:.1f}",
+               "--poll-interval", str(settings.poll_interval), "--longpoll-timeout", str(settings.longpoll_timeout),
+               "--stats-dir", str(run_dir), "--csv", str(run_dir / "locust"), "--only-summary",
+               "--loglevel", "WARNING", "--exit-code-on-error", "0"]
+    if processes > 1:
+        command += ["--processes", str(processes)]
+    return [*command, VIEWER_CLASSES[spec.transport], "Controller"]
+
+
+def create_room(url: str, run_id: str) -> str:
+    status, body = http_json("POST", f"{url}/api/rooms", {"name": f"bench {run_id}"})
+    if status == 201 and isinstance(body, dict):
+        return body["room"]
+    # A floor server without a rooms API serves one room under any slug.
+    return "bench"
+
+
+def progress(spec: RunSpec, index: int, total: int, elapsed: float, planned: float, sampler: Sampler,
+             quiet: bool) -> None:
+    if quiet:
+        return
+    last = sampler.samples[-3:]
+    cpu = (100.0 * (last[-1].server_cpu_s - last[0].server_cpu_s) / (last[-1].t - last[0].t)
+           if len(last) >= 2 and last[-1].t > last[0].t else 0.0)
+    line = (f"[{index}/{total}] {spec.transport:8} x{spec.viewers:<5} {spec.server}/{spec.layer:6} "
+            f"{elapsed:5.1f}/{planned:.0f} s  server CPU {cpu:5.1f} %")
+    if sys.stdout.isatty():
+        print(line, end="\r", flush=True)
+    elif int(elapsed) % 5 == 0:
+        print(line, flush=True)
+
+
+def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, index: int, total: int) -> tuple[
+        Row, list[float]]:
+    """One bounded run against fresh servers; returns its row and its latency samples."""
+    run_dir = out_dir / "runs" / spec.run_id
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    servers = Servers(spec, data_dir, settings)
+    client: subprocess.Popen | None = None
+    try:
+        servers.start()
+        sampler = Sampler([p.pid for p in servers.processes])
+        base_rss = sampler.sample().server_rss
+        room = create_room(servers.urls[0], spec.run_id)
+        sampler.start()
+        command = locust_command(spec, settings, servers.urls, room, run_dir)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        started = time.monotonic()
+        with open(run_dir / "locust.log", "wb") as log:
+            client = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+            sampler.client_pid = client.pid
+            planned = float(command[command.index("-t") + 1].rstrip("s"))
+            while client.poll() is None:
+                elapsed = time.monotonic() - started
+                if elapsed > planned + 60:
+                    stop_process(client)
+                    break
+                progress(spec, index, total, elapsed, planned, sampler, settings.quiet)
+                time.sleep(1.0)
+        sampler.stop()
+    finally:
+        stop_process(client)
+        servers.stop()
+    rec = metrics.merge_dumps(sorted(run_dir.glob("stats-*.json")))
+    summary = metrics.summarise(rec)
+    phases = metrics.phases_of(rec)
+    peak_rss = max((s.server_rss for s in sampler.samples), default=base_rss)
+    client_total, client_max = sampler.client_cpu_pct(phases.busy)
+    row = Row.build(spec=spec, summary=summary, server_cpu_pct_idle=sampler.server_cpu_pct(phases.idle),
+                    server_cpu_pct_busy=sampler.server_cpu_pct(phases.busy), server_rss_mib=peak_rss / 2**20,
+                    server_kib_per_viewer=(peak_rss - base_rss) / 1024 / max(spec.viewers, 1),
+                    client_cpu_pct=client_total, client_max_process_cpu_pct=client_max,
+                    client_processes=locust_processes(settings, spec.viewers))
+    if not settings.quiet:
+        print(f"[{index}/{total}] {spec.run_id}: p50 {row.p50_ms:.1f} ms, p99 {row.p99_ms:.1f} ms, "
+              f"{row.messages_per_s:.0f} msg/s, server CPU {row.server_cpu_pct_busy:.0f} %, "
+              f"client CPU {row.client_cpu_pct:.0f} %, errors {row.errors}" + " " * 10, flush=True)
+    return row, [latency for _, latency in rec.latencies]
+
+
+def sweep(specs: list[RunSpec], settings: Settings, out_dir: Path, meta: dict[str, Any]) -> list[Row]:
+    """Run every spec in order, rewriting results.csv after each run so a cut-short sweep keeps its rows."""
+    import tempfile
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[Row] = []
+    latencies: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="vsync-bench-") as tmp:
+        data_dir = Path(tmp)
+        env = Servers(specs[0], data_dir, settings).env()
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
+                       check=True)
+        for index, spec in enumerate(specs, start=1):
+            try:
+                row, samples = run_one(spec, settings, out_dir, data_dir, index, len(specs))
+            except (RuntimeError, TimeoutError, OSError) as exc:
+                print(f"[{index}/{len(specs)}] {spec.run_id} failed: {exc}", flush=True)
+                continue
+            rows.append(row)
+            latencies[spec.run_id] = samples
+            write_results(out_dir, rows, latencies, meta)
+    return rows
