@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from django.conf import settings
 from yt_dlp import YoutubeDL
@@ -161,9 +162,12 @@ def _extract(url: str, timeout: float, max_height: int) -> Extracted:
         # yt-dlp's generic extractor calls anything that is not HTML a "direct" link.
         raise ResolveError("not a media file, and not a page with a video")
     duration = info.get("duration")
+    thumbnail = urljoin(str(info.get("webpage_url") or url), str(info.get("thumbnail") or ""))
+    if urlsplit(thumbnail).scheme not in ("http", "https"):
+        thumbnail = ""
     return Extracted(url=stream_url, title=str(info.get("title") or "")[:200],
                      duration=float(duration) if isinstance(duration, int | float) and duration > 0 else None,
-                     thumbnail=str(info.get("thumbnail") or ""), direct=bool(info.get("direct")))
+                     thumbnail=thumbnail, direct=bool(info.get("direct")))
 
 
 def explain(exc: BaseException) -> str:
@@ -179,7 +183,11 @@ def explain(exc: BaseException) -> str:
         return "not found: the host name does not exist"
     if first(UnsupportedError):
         return "this site is not supported"
+    if any("unknown url type" in str(cause).lower() for cause in causes):
+        return "only http and https URLs are supported (the site redirected elsewhere)"
     if http_error := first(HTTPError):
+        if 300 <= http_error.status < 400:
+            return "only http and https URLs are supported (the site redirected elsewhere)"
         if http_error.status in (404, 410):
             return "not found: the page does not exist"
         if http_error.status in (401, 403):
