@@ -67,7 +67,7 @@ def room_media_refresh(*, slug: str, reported_url: str | None = None) -> Refresh
         if not room.media_page_url or state.media.source != "youtube":
             return RefreshOutcome(state, "not_refreshable")
         try:
-            resolved = resolve_media(room.media_page_url, fresh=True)
+            resolved = resolve_media(room.media_page_url, replacing=state.media.url)
         except InvalidCommand as exc:
             raise RefreshFailed(exc.error) from None
         result = room_refresh_media(slug=slug, page_url=room.media_page_url, media=resolved.media,

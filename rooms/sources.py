@@ -51,14 +51,14 @@ class _Cache:
         self._entries: OrderedDict[str, ResolvedMedia] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, url: str, now_ms: float, *, fresh: bool) -> ResolvedMedia | None:
+    def get(self, url: str, now_ms: float, *, replacing: str | None) -> ResolvedMedia | None:
         with self._lock:
             entry = self._entries.get(url)
         if entry is None:
             return None
         age_s = (now_ms - entry.resolved_ms) / 1000.0
-        if fresh:
-            return entry if age_s < RECENT_RESOLUTION_S else None
+        if replacing is not None:
+            return entry if age_s < RECENT_RESOLUTION_S and entry.media.url != replacing else None
         if age_s >= settings.VSYNC_RESOLVE_MAX_AGE_S or refresh_due(entry.expires_ms, now_ms):
             return None
         return entry
@@ -83,17 +83,18 @@ def refresh_due(expires_ms: float | None, now_ms: float) -> bool:
     return expires_ms is not None and now_ms >= expires_ms - settings.VSYNC_RESOLVE_REFRESH_MARGIN_S * 1000.0
 
 
-def resolve_media(url: str, *, fresh: bool = False) -> ResolvedMedia:
+def resolve_media(url: str, *, replacing: str | None = None) -> ResolvedMedia:
     """Resolve ``url`` to playable media, or raise InvalidCommand (field ``url``) with a short reason.
 
-    ``fresh`` skips cached resolutions (except one made seconds ago): for re-resolving
-    an expired or failing stream URL. Blocking; never call it on the event loop.
+    ``replacing`` is a stream URL that failed or expires: a cached resolution is then
+    used only if it is seconds old and gives another URL. Blocking; never call it on
+    the event loop.
     """
     url = url.strip()
     if url.startswith(settings.MEDIA_URL):
         return ResolvedMedia(media=_local_media(url))
     now_ms = time.time() * 1000.0
-    cached = resolution_cache.get(url, now_ms, fresh=fresh)
+    cached = resolution_cache.get(url, now_ms, replacing=replacing)
     if cached is not None:
         return cached
     try:
