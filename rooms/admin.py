@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -12,6 +13,7 @@ from django.http import HttpRequest
 
 from rooms.models import Room, RoomEvent
 from rooms.presence import room_member_counts
+from rooms.refresh import RefreshFailed, room_media_refresh
 from rooms.services import now_ms, room_create, room_server_command
 from rooms.sources import DEMO_MEDIA
 from rooms.state import Rejected
@@ -62,15 +64,17 @@ class RoomAdmin(admin.ModelAdmin):
     list_filter = ("playing", "control", "buffering_policy")
     search_fields = ("slug", "name")
     readonly_fields = ("version", "playing", "position_now", "members", "media_source", "media_title",
+                       "media_stream_url", "media_duration", "media_thumbnail", "media_page_url", "media_expires",
                        "state", "created_at")
     fieldsets = (
         (None, {"fields": ("slug", "name")}),
         ("Live state", {"fields": ("version", "playing", "position_now", "members", "state")}),
-        ("Media", {"fields": ("media_title", "media_source", "media_page_url", "media_expires_ms")}),
+        ("Media", {"fields": ("media_title", "media_source", "media_stream_url", "media_duration", "media_thumbnail",
+                              "media_page_url", "media_expires")}),
         ("Policy", {"fields": ("control", "start_lead_ms", "buffering_policy", "buffering_timeout_s")}),
     )
     inlines = [RoomEventInline]
-    actions = ["pause_everyone", "seek_everyone_to_start"]
+    actions = ["pause_everyone", "seek_everyone_to_start", "re_resolve_media"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Room | None = None) -> tuple[str, ...]:
         # The slug names the room on the wire; changing it would orphan every viewer.
@@ -92,6 +96,27 @@ class RoomAdmin(admin.ModelAdmin):
     def media_title(self, room: Room) -> str:
         return room.state["media"]["title"]
 
+    @admin.display(description="stream URL")
+    def media_stream_url(self, room: Room) -> str:
+        return room.state["media"]["url"]
+
+    @admin.display(description="duration (s)")
+    def media_duration(self, room: Room) -> str:
+        duration = room.state["media"].get("duration")
+        return "unknown" if duration is None else f"{duration:.1f}"
+
+    @admin.display(description="thumbnail")
+    def media_thumbnail(self, room: Room) -> str:
+        return room.state["media"].get("thumbnail") or "-"
+
+    @admin.display(description="stream URL expires")
+    def media_expires(self, room: Room) -> str:
+        if room.media_expires_ms is None:
+            return "never"
+        left_s = (room.media_expires_ms - now_ms()) / 1000.0
+        when = datetime.fromtimestamp(room.media_expires_ms / 1000.0, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"{when} (in {left_s / 60:.0f} min)" if left_s > 0 else f"{when} (expired)"
+
     def save_model(self, request: HttpRequest, obj: Room, form: Any, change: bool) -> None:
         if not change:
             created = room_create(name=obj.name, slug=obj.slug, media=DEMO_MEDIA)
@@ -111,6 +136,20 @@ class RoomAdmin(admin.ModelAdmin):
     def seek_everyone_to_start(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
         for room in queryset:
             self._report(request, room, room_server_command(slug=room.slug, type="seek", position=0.0))
+
+    @admin.action(description="Re-resolve media from its page (a new stream URL, same position)")
+    def re_resolve_media(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        for room in queryset:
+            try:
+                outcome = room_media_refresh(slug=room.slug)
+            except RefreshFailed as exc:
+                self.message_user(request, f"{room.slug}: re-resolving failed: {exc}", messages.ERROR)
+                continue
+            if outcome.refreshed:
+                self.message_user(request, f"{room.slug}: new stream URL at version {outcome.state.version}")
+            else:
+                reason = outcome.reason.replace("_", " ")
+                self.message_user(request, f"{room.slug}: nothing to do ({reason})", messages.WARNING)
 
     def _report(self, request: HttpRequest, room: Room, result: Any) -> None:
         if isinstance(result, Rejected):

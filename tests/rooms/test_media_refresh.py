@@ -128,3 +128,19 @@ def test_a_short_expiry_is_refreshed_by_the_periodic_check(db, media_settings, m
     assert room.version == 2
     assert room.room_state.media.url != resolved.media.url
     assert room.media_expires_ms > resolved.expires_ms
+
+
+def test_the_admin_action_re_resolves_through_the_service(page_room, client):
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("admin", "admin@example.org", "pw-for-tests"))
+    demo = Room.objects.get(slug="demo")
+    response = client.post("/admin/rooms/room/", {"action": "re_resolve_media",
+                                                  "_selected_action": [page_room.pk, demo.pk]}, follow=True)
+    page = response.content.decode().lower()  # the admin capitalises messages
+    assert f"{page_room.slug}: new stream url at version {page_room.version + 1}" in page
+    assert "demo: nothing to do (not refreshable)" in page
+    assert Room.objects.get(pk=page_room.pk).version == page_room.version + 1
+    assert Room.objects.get(pk=demo.pk).version == demo.version
+    detail = client.get(f"/admin/rooms/room/{page_room.pk}/change/").content.decode().lower()
+    assert "stream url expires" in detail and "sig=2" in detail
