@@ -1,0 +1,93 @@
+"""The report writer: results.csv, cdf.csv, report.md with floor ratios and readings, and the plots."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+from loadtests.metrics import Summary
+from loadtests.report import FIELDS, Row, group, read_results, render_report, rewrite_report, write_results
+from loadtests.runner import RunSpec
+
+
+def summary(p50: float, p99: float, *, errors: int = 0, messages_per_s: float = 100.0) -> Summary:
+    return Summary(p50_ms=p50, p95_ms=p99 * 0.9, p99_ms=p99, max_ms=p99 * 1.2, samples=100,
+                   messages_per_s=messages_per_s, commands_per_s=2.0, bytes_per_viewer_min_idle=0.0,
+                   bytes_per_viewer_min_busy=40_960.0, requests_per_viewer_min_idle=0.0,
+                   requests_per_viewer_min_busy=0.0, missed=0, out_of_order=0, duplicates=0, reconnects=0,
+                   errors=errors, command_errors=0, viewers_seen=50, busy_s=10.0)
+
+
+def row(transport: str, viewers: int, p50: float, p99: float, *, server: str = "daphne", layer: str = "memory",
+        repeat: int = 0, errors: int = 0, client_max: float = 10.0) -> Row:
+    spec = RunSpec(transport, viewers, server, layer, repeat)
+    return Row.build(spec=spec, summary=summary(p50, p99, errors=errors, messages_per_s=2.0 * viewers),
+                     server_cpu_pct_idle=1.0, server_cpu_pct_busy=20.0, server_rss_mib=100.0,
+                     server_kib_per_viewer=50.0, client_cpu_pct=client_max, client_max_process_cpu_pct=client_max,
+                     client_processes=1)
+
+
+ROWS = [
+    row("sse", 50, 4.0, 8.0), row("sse", 50, 5.0, 10.0, repeat=1), row("sse", 50, 6.0, 30.0, repeat=2),
+    row("ws", 50, 3.0, 6.0), row("ws", 1000, 50.0, 300.0, client_max=95.0),
+    row("sse", 1000, 40.0, 900.0, errors=3),
+    row("sse", 50, 2.0, 4.0, server="floor", layer="floor"), row("ws", 50, 1.5, 3.0, server="floor", layer="floor"),
+]
+
+
+def test_row_derives_cpu_per_thousand_viewers_and_delivery():
+    r = row("ws", 200, 5.0, 10.0)
+    assert r.server_cpu_pct_per_1000_viewers == 100.0
+    assert r.delivered_ratio == 1.0
+
+
+def test_a_run_with_errors_does_not_hold():
+    assert row("ws", 50, 3.0, 6.0).holds()
+    assert not row("ws", 50, 3.0, 6.0, errors=1).holds()
+    assert not row("ws", 50, 3.0, 600.0).holds()
+
+
+def test_short_polling_is_allowed_its_interval():
+    assert row("poll", 50, 500.0, 1200.0).holds()
+
+
+def test_repeats_are_grouped_into_median_with_spread():
+    point = group(ROWS)[("sse", 50, "daphne", "memory")]
+    assert point.median("p99_ms") == 10.0
+    assert point.spread("p99_ms") == (8.0, 30.0)
+
+
+def test_report_quotes_ratios_to_the_floor_and_readings():
+    text = render_report(ROWS, {"date": "2026-11-24", "command": "python -m loadtests run"}, ["p99_vs_viewers.png"])
+    assert "## daphne/memory" in text
+    assert "| sse | 50 | 5.0 (4.0-6.0) |" in text
+    assert "| 2.5x | 2.5x |" in text  # sse p50 5.0 / 2.0, p99 10.0 / 4.0
+    assert "50 viewers: lowest p99 is **ws** at 6.0 ms" in text
+    assert "**sse** holds up to 50 viewers; at 1000 it breaks (3 errors, p99 900 ms)" in text
+    assert "load generator was CPU-bound at 1000 viewers" in text
+    assert "![p99_vs_viewers.png](p99_vs_viewers.png)" in text
+
+
+def test_write_results_writes_csv_cdf_report_and_plots(tmp_path):
+    latencies = {r.run_id: [r.p50_ms, r.p99_ms, r.max_ms] for r in ROWS}
+    write_results(tmp_path, ROWS, latencies, {"date": "2026-11-24", "command": "x"})
+    with open(tmp_path / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(ROWS)
+    assert list(rows[0]) == FIELDS
+    for name in ("latency_cdf.png", "p99_vs_viewers.png", "bytes_per_viewer_minute.png",
+                 "server_cpu_per_1000_viewers.png", "report.md", "cdf.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "## Floor" in (tmp_path / "report.md").read_text()
+
+
+def test_results_read_back_as_written(tmp_path):
+    latencies = {r.run_id: [1.0, 2.0] for r in ROWS}
+    write_results(tmp_path, ROWS, latencies, {"date": "d"})
+    rows, cdf, meta = read_results(tmp_path)
+    assert [r.run_id for r in rows] == [r.run_id for r in ROWS]
+    assert rows[4].client_bound is True
+    assert math.isclose(rows[0].p99_ms, 8.0)
+    assert cdf[ROWS[0].run_id][0] == 1.0 and cdf[ROWS[0].run_id][-1] == 2.0
+    assert meta == {"date": "d"}
+    assert len(rewrite_report(tmp_path)) == 4
