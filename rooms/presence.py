@@ -19,10 +19,12 @@ MEMBER_AWAY_S = 6
 # Long enough to survive a server restart or a laptop lid without losing one's
 # place in the list, short enough that closed tabs leave the lobby count soon.
 MEMBER_GONE_S = 60
-# The scheduled start must outlast delivery to the slowest member: its round trip
-# covers the one-way trip with room to spare, and the margin covers a short-polling
-# member's poll interval (250 ms) and the time to start a decoder.
-START_LEAD_MARGIN_MS = 300
+# The scheduled start must outlast delivery to the slowest member and leave it time
+# to seek there before the start: its round trip covers the one-way trip with room
+# to spare; the margin covers a short-polling member's poll interval (250 ms) and a
+# seek (about 100 ms on the demo). 300 ms left the short-polling page seeking past
+# the start in the e2e test, 100 ms each way.
+START_LEAD_MARGIN_MS = 400
 # A round trip above this is a stalled measurement, not a network: it must not
 # push every play a second and a half into the future.
 RTT_CAP_MS = 2_000.0

@@ -6,8 +6,8 @@
 export const DRIFT = {
   // Start nudging above this drift, stop below DEADBAND_EXIT_MS: the gap keeps the
   // rate from flapping on measurement noise (a few ms) on a steady stream.
-  DEADBAND_MS: 12,
-  DEADBAND_EXIT_MS: 4,
+  DEADBAND_MS: 5,
+  DEADBAND_EXIT_MS: 2,
   // Close the drift over about this long: fast enough to converge within a couple
   // of seconds after a late delivery, slow enough that nobody sees it.
   CORRECTION_S: 0.5,
@@ -21,7 +21,7 @@ const TICK_MS = 100;
 // Below this change the rate is left alone: every assignment wakes the audio stretcher.
 const RATE_EPSILON = 0.002;
 // A paused video this far from the room's position is moved there.
-const PAUSED_TOLERANCE_MS = 30;
+const PAUSED_TOLERANCE_MS = 2;
 // The first guess of how long a seek while playing takes; then measured.
 const SEEK_LATENCY_INITIAL_MS = 120;
 const HAVE_FUTURE_DATA = 3;

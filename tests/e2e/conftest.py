@@ -1,0 +1,77 @@
+"""Real-browser fixtures: Debian's Chromium through Playwright, a server of our own, a delay proxy."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from rooms.state import RoomState
+from tests.e2e.proxy import DelayProxy
+from tests.e2e.support import CHROMIUM, CHROMIUM_ARGS
+from tests.support.servers import ROOT, LiveServer, migrate, server_env
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    # A missing browser is a broken test environment, not a reason to skip.
+    assert CHROMIUM.exists(), f"e2e tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)"
+    with sync_playwright() as playwright:
+        # launch() gives every run a fresh temporary user-data-dir.
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def e2e_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server for this module alone: tests here restart it."""
+    env = server_env(tmp_path_factory.mktemp("e2e-server"))
+    migrate(env)
+    server = LiveServer(env=env).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def slow_network(e2e_server: LiveServer) -> Iterator[DelayProxy]:
+    """100 ms each way, ±10 ms jitter."""
+    proxy = DelayProxy(upstream_port=e2e_server.port, delay_ms=100, jitter_ms=10).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+class Room:
+    """A fresh room on the e2e server, read directly (not through the proxy)."""
+
+    def __init__(self, server: LiveServer, name: str) -> None:
+        self.server = server
+        self.slug = httpx.post(f"{server.url}/api/rooms", json={"name": name}).json()["room"]
+
+    def state(self) -> RoomState:
+        return RoomState.from_dict(httpx.get(f"{self.server.url}/api/rooms/{self.slug}/state").json())
+
+    def command(self, **body: object) -> httpx.Response:
+        body.setdefault("client_id", "c-test")
+        body.setdefault("client_ms", time.time() * 1000.0)
+        return httpx.post(f"{self.server.url}/api/rooms/{self.slug}/commands", json=body)
+
+    def policy(self, **body: object) -> None:
+        assert httpx.post(f"{self.server.url}/api/rooms/{self.slug}/policy", json=body).status_code == 200
+
+
+@pytest.fixture
+def make_room(e2e_server: LiveServer):
+    return lambda name: Room(e2e_server, name)

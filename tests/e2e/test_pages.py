@@ -1,0 +1,56 @@
+"""The lobby and the lab in a real browser, with screenshots as test artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser
+
+from tests.e2e.support import open_viewer
+from tests.support.servers import LiveServer
+
+pytestmark = pytest.mark.e2e
+
+LAB_AGREEMENT_MS = 40.0
+
+
+def test_lobby_shows_rooms_with_their_members(browser: Browser, e2e_server: LiveServer, make_room,
+                                              artifacts: Path):
+    room = make_room("Lobby check")
+    viewer = open_viewer(browser, e2e_server.url, room.slug, "poll", name="Ada")
+    viewer.wait_for_function("() => window.vsync?.presence.members.length === 1", timeout=10_000)
+    lobby = browser.new_page(viewport={"width": 1280, "height": 720})
+    try:
+        lobby.goto(f"{e2e_server.url}/")
+        lobby.wait_for_selector(f"a[href='/r/{room.slug}']")
+        lobby.wait_for_function(f"() => document.querySelector(\"a[href='/r/{room.slug}']\")"
+                                ".closest('li').textContent.includes('1 watching')", timeout=8_000)
+        lobby.screenshot(path=str(artifacts / "lobby.png"))
+        viewer.screenshot(path=str(artifacts / "room-members.png"))
+    finally:
+        lobby.close()
+        viewer.context.close()
+
+
+def test_lab_plays_the_room_through_all_four_transports(browser: Browser, e2e_server: LiveServer, make_room,
+                                                        artifacts: Path):
+    room = make_room("Lab check")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(f"{e2e_server.url}/r/{room.slug}/lab")
+        page.wait_for_function("() => window.vsync?.viewers.every(v => v.transport.status === 'open')",
+                               timeout=15_000)
+        page.click("#lab-play")
+        page.wait_for_timeout(2_500)
+        page.click("#lab-fwd")
+        page.wait_for_timeout(3_000)
+        positions = page.evaluate("() => vsync.viewers.map(v => v.engine.video.currentTime)")
+        versions = page.evaluate("() => vsync.viewers.map(v => v.engine.version)")
+        latencies = page.evaluate("() => vsync.viewers.map(v => v.latencies.length)")
+        assert versions == [room.state().version] * 4
+        assert all(count >= 2 for count in latencies), latencies  # every transport delivered both updates
+        assert (max(positions) - min(positions)) * 1000 <= LAB_AGREEMENT_MS, positions
+        page.screenshot(path=str(artifacts / "lab.png"), full_page=True)
+    finally:
+        page.close()

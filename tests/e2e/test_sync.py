@@ -1,0 +1,103 @@
+"""Four browsers, one per transport, through a slow, jittery network: the same frame everywhere."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from tests.e2e.proxy import DelayProxy
+from tests.e2e.support import open_viewer, read_positions, wait_until
+from tests.support.servers import LiveServer
+
+pytestmark = pytest.mark.e2e
+
+TRANSPORTS = ["poll", "longpoll", "sse", "ws"]
+# Pages must agree this closely three seconds after anyone acts.
+AGREEMENT_MS = 20.0
+SETTLE_MS = 3_000
+# Several seconds of skew on one page: the clock exchange must absorb it.
+SKEW_MS = 7_300.0
+
+
+def assert_in_sync(pages: list[Page], room, label: str) -> None:
+    state = room.state()
+    instant, readings = read_positions(pages)
+    expected = state.position_at(instant)
+    report = {t: round((r["position"] - expected) * 1000, 1) for t, r in zip(TRANSPORTS, readings, strict=True)}
+    assert all(r["version"] == state.version for r in readings), f"{label}: versions {readings} vs {state.version}"
+    for (a, ra), (b, rb) in itertools.combinations(zip(TRANSPORTS, readings, strict=True), 2):
+        gap_ms = abs(ra["position"] - rb["position"]) * 1000
+        assert gap_ms <= AGREEMENT_MS, f"{label}: {a} and {b} differ by {gap_ms:.1f} ms; offsets {report}"
+    for transport, reading in zip(TRANSPORTS, readings, strict=True):
+        off_ms = abs(reading["position"] - expected) * 1000
+        assert off_ms <= AGREEMENT_MS, f"{label}: {transport} is {off_ms:.1f} ms off the room; offsets {report}"
+    own = {t: (round(r["drift_ms"], 1), round(r["offset_ms"], 1)) for t, r in zip(TRANSPORTS, readings, strict=True)}
+    print(f"{label}: offsets from the room position (ms) {report}; own drift, clock offset {own}")
+
+
+def settle(page: Page) -> None:
+    page.wait_for_timeout(SETTLE_MS)
+
+
+def test_four_transports_stay_on_one_frame_and_recover_from_a_restart(
+        browser: Browser, e2e_server: LiveServer, slow_network: DelayProxy, make_room, artifacts: Path):
+    room = make_room("Four transports")
+    pages = [open_viewer(browser, slow_network.url, room.slug, transport, name=f"viewer {transport}",
+                         skew_ms=SKEW_MS if transport == "longpoll" else 0.0)
+             for transport in TRANSPORTS]
+    try:
+        poll, longpoll, sse, ws = pages
+        for page in pages:
+            page.wait_for_function("() => window.vsync?.clock.synced && window.vsync.transport?.status === 'open'",
+                                   timeout=15_000)
+        # The skewed page's corrected clock still reads server time.
+        assert abs(longpoll.evaluate("() => vsync.clock.offsetMs") + SKEW_MS) < 50
+        ws.wait_for_timeout(1_500)  # a presence round so the start lead knows the round trips
+
+        gestures = 0
+        poll.click("#c-play")
+        gestures += 1
+        settle(poll)
+        assert_in_sync(pages, room, "after play")
+
+        longpoll.focus("#player")
+        longpoll.keyboard.press("ArrowRight")
+        gestures += 1
+        settle(poll)
+        assert_in_sync(pages, room, "after seek +5 s")
+
+        sse.select_option("#c-rate", "1.5")
+        gestures += 1
+        settle(poll)
+        assert_in_sync(pages, room, "after rate 1.5")
+
+        ws.click("#c-play")
+        gestures += 1
+        settle(poll)
+        assert room.state().playing is False
+        assert_in_sync(pages, room, "after pause")
+
+        sse.click("#c-play")
+        gestures += 1
+        settle(poll)
+        assert_in_sync(pages, room, "after play again")
+        sse.screenshot(path=str(artifacts / "room.png"))
+
+        # No echo: applying received states never sent a command.
+        assert room.state().version == 1 + gestures
+
+        e2e_server.restart()
+        room.command(type="seek", position=30.0)
+        newest = room.state().version
+        wait_until(lambda: all(p.evaluate("() => vsync.engine.version") == newest for p in pages), 20,
+                   message="every page to reach the newest version after the restart")
+        settle(poll)
+        assert_in_sync(pages, room, "after restart and seek")
+        reconnects = [p.evaluate("() => vsync.transport.reconnects") for p in pages]
+        assert all(count >= 1 for count in reconnects), f"reconnects per transport: {reconnects}"
+    finally:
+        for page in pages:
+            page.context.close()
