@@ -15,6 +15,8 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -22,32 +24,51 @@ from loadtests.report import rewrite_report
 from loadtests.runner import FLOOR, ROOT, VIEWER_CLASSES, RunSpec, Servers, Settings, create_room, stop_process, sweep
 
 RESULTS = ROOT / "loadtests" / "results"
-# The standard sweep, sized for a 2-core machine: about 20 minutes.
-STANDARD = dict(transports="poll,longpoll,sse,ws", viewers="50,200,1000", servers="daphne", layers="memory,redis",
-                duration=20.0, headline_repeats=3, headline_viewers=200)
+ALL = ("poll", "longpoll", "sse", "ws")
+MEMORY, REDIS, UVICORN = ("daphne", "memory"), ("daphne", "redis"), ("uvicorn", "memory")
+
+
+@dataclass(frozen=True)
+class Block:
+    """Part of a sweep: these transports x viewer counts x (server, layer) configurations, as repeat ``repeat``."""
+
+    transports: tuple[str, ...]
+    viewers: tuple[int, ...]
+    configs: tuple[tuple[str, str], ...]
+    repeat: int = 0
+
+
+# The standard sweep, sized for a 2-core machine (about 25 minutes): every transport at 50, 200 and
+# 1,000 viewers on daphne in memory and on Redis, uvicorn at 200 and 1,000, the push transports at
+# 2,500 to find where they break, and the headline point (200 viewers, daphne in memory) twice more,
+# at the start and at the end, for median, min and max.
+STANDARD_BLOCKS = (
+    Block(ALL, (200,), (MEMORY,), repeat=1),
+    Block(ALL, (50, 200, 1000), (MEMORY, REDIS)),
+    Block(ALL, (200, 1000), (UVICORN,)),
+    Block(("longpoll", "sse", "ws"), (2500,), (MEMORY,)),
+    Block(ALL, (200,), (MEMORY,), repeat=2),
+)
+STANDARD_DURATION_S = 15.0
 
 
 def csv_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def plan(transports: list[str], viewers: list[int], servers: list[str], layers: list[str], floor: bool,
-         repeats: int, headline_repeats: int, headline_viewers: int | None) -> list[RunSpec]:
-    """Every run in order. Repeats come as whole extra passes so that drift in the machine's load spreads out."""
-    specs = []
-    for repeat in range(max(repeats, headline_repeats)):
-        for count in viewers:
-            for server in servers:
-                for layer in layers:
-                    for transport in transports:
-                        spec = RunSpec(transport, count, server, layer, repeat)
-                        headline = count == headline_viewers and (server, layer) == (servers[0], layers[0])
-                        if repeat < repeats or headline:
-                            specs.append(spec)
+def plan(blocks: Iterable[Block], floor: bool) -> list[RunSpec]:
+    """Every run in order; with ``floor``, each (transport, viewers, repeat) also runs once on the floor."""
+    specs: list[RunSpec] = []
+    floors: set[tuple[str, int, int]] = set()
+    for block in blocks:
+        for count in block.viewers:
+            for server, layer in block.configs:
+                specs += [RunSpec(t, count, server, layer, block.repeat) for t in block.transports]
             if floor:
-                for transport in transports:
-                    if repeat < repeats or count == headline_viewers:
-                        specs.append(RunSpec(transport, count, FLOOR, FLOOR, repeat))
+                for transport in block.transports:
+                    if (transport, count, block.repeat) not in floors:
+                        floors.add((transport, count, block.repeat))
+                        specs.append(RunSpec(transport, count, FLOOR, FLOOR, block.repeat))
     return specs
 
 
@@ -56,22 +77,22 @@ def floor_available() -> bool:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.standard:
-        for key, value in STANDARD.items():
-            if getattr(args, key) is None:
-                setattr(args, key, value)
-    transports = csv_list(args.transports or "poll,longpoll,sse,ws")
-    unknown = set(transports) - set(VIEWER_CLASSES)
-    if unknown:
-        sys.exit(f"unknown transports: {', '.join(sorted(unknown))}")
-    viewers = [int(v) for v in csv_list(args.viewers or "50")]
-    servers = csv_list(args.servers or "daphne")
-    layers = csv_list(args.layers or "memory")
     floor = args.floor if args.floor is not None else floor_available()
     if floor and not floor_available():
         sys.exit("--floor needs loadtests/floor.py")
-    specs = plan(transports, viewers, servers, layers, floor, args.repeats, args.headline_repeats or 0,
-                 args.headline_viewers)
+    if args.standard:
+        blocks: list[Block] = list(STANDARD_BLOCKS)
+        args.duration = args.duration or STANDARD_DURATION_S
+    else:
+        transports = tuple(csv_list(args.transports or ",".join(ALL)))
+        unknown = set(transports) - set(VIEWER_CLASSES)
+        if unknown:
+            sys.exit(f"unknown transports: {', '.join(sorted(unknown))}")
+        viewers = tuple(int(v) for v in csv_list(args.viewers or "50"))
+        configs = tuple((server, layer) for server in csv_list(args.servers or "daphne")
+                        for layer in csv_list(args.layers or "memory"))
+        blocks = [Block(transports, viewers, configs, repeat) for repeat in range(args.repeats)]
+    specs = plan(blocks, floor)
     now = dt.datetime.now(dt.UTC)
     out = Path(args.out) if args.out else RESULTS / (now.strftime("%Y-%m-%d") if args.standard
                                                     else now.strftime("%Y-%m-%d-%H%M%S"))
@@ -135,15 +156,14 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a sweep")
-    run.add_argument("--standard", action="store_true", help="the standard sweep (make bench)")
+    run.add_argument("--standard", action="store_true", help="the standard sweep (make bench); ignores the "
+                     "transports, viewers, servers, layers and repeats options")
     run.add_argument("--transports", help="comma-separated: poll,longpoll,sse,ws")
     run.add_argument("--viewers", help="comma-separated viewer counts, e.g. 50,200,1000")
     run.add_argument("--servers", help="comma-separated: daphne,uvicorn")
     run.add_argument("--layers", help="comma-separated: memory,redis")
     run.add_argument("--duration", type=float, help="seconds per run (ramp-up, idle, busy, tail)")
     run.add_argument("--repeats", type=int, default=1, help="passes over every point")
-    run.add_argument("--headline-repeats", type=int, help="passes over the headline points")
-    run.add_argument("--headline-viewers", type=int, help="viewer count of the headline points")
     run.add_argument("--command-rate", type=float, default=2.0, help="commands per second in the busy window")
     run.add_argument("--poll-interval", type=float, default=1.0)
     run.add_argument("--longpoll-timeout", type=float, default=25.0)

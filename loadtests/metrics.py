@@ -204,6 +204,10 @@ def phases_of(rec: Recorder) -> Phases:
     # A second of margin each side: the last viewers' first requests, the last deliveries.
     idle = Window.inside(max(starts) + 1.0, sent[0]) if starts else None
     busy = Window.inside(sent[0], sent[-1] + 1.0)
+    if busy is None or busy.seconds < 2 * BUCKET_S:
+        # A saturated server let few commands through: measure up to the end of the run instead.
+        ends = [ended for _, ended in rec.viewers.values() if not math.isnan(ended)]
+        busy = Window.inside(sent[0], max(ends)) if ends else busy
     return Phases(idle=idle, busy=busy)
 
 

@@ -21,6 +21,8 @@ CDF_QUANTILES = [q / 2 for q in range(0, 201)]  # 0, 0.5, ..., 100
 # under this: half a second is where people in a watch party start to hear the rooms disagree.
 HOLD_P99_MS = 500.0
 HOLD_DELIVERED = 0.95
+# ... and the controller got most of its commands through (a saturated server queues them).
+HOLD_COMMANDS = 0.8
 # A locust process above this share of a core is the bottleneck, not the server.
 CLIENT_BOUND_PCT = 85.0
 
@@ -40,6 +42,7 @@ class Row:
     samples: int
     messages_per_s: float
     commands_per_s: float
+    commands_per_s_set: float
     delivered_ratio: float
     bytes_per_viewer_min_idle: float
     bytes_per_viewer_min_busy: float
@@ -66,13 +69,14 @@ class Row:
     @classmethod
     def build(cls, *, spec: Any, summary: Summary, server_cpu_pct_idle: float, server_cpu_pct_busy: float,
               server_rss_mib: float, server_kib_per_viewer: float, client_cpu_pct: float,
-              client_max_process_cpu_pct: float, client_processes: int) -> Row:
+              client_max_process_cpu_pct: float, client_processes: int, command_rate: float) -> Row:
         expected = summary.commands_per_s * spec.viewers
         return cls(
             run_id=spec.run_id, transport=spec.transport, viewers=spec.viewers, server=spec.server,
             layer=spec.layer, repeat=spec.repeat, p50_ms=summary.p50_ms, p95_ms=summary.p95_ms,
             p99_ms=summary.p99_ms, max_ms=summary.max_ms, samples=summary.samples,
             messages_per_s=summary.messages_per_s, commands_per_s=summary.commands_per_s,
+            commands_per_s_set=command_rate,
             delivered_ratio=summary.messages_per_s / expected if expected else math.nan,
             bytes_per_viewer_min_idle=summary.bytes_per_viewer_min_idle,
             bytes_per_viewer_min_busy=summary.bytes_per_viewer_min_busy,
@@ -94,6 +98,7 @@ class Row:
 
     def holds(self) -> bool:
         return (self.errors == 0 and self.out_of_order == 0 and self.samples > 0
+                and self.commands_per_s >= HOLD_COMMANDS * self.commands_per_s_set
                 and self.p99_ms <= HOLD_P99_MS + self.poll_allowance_ms
                 and (self.transport == "poll" or self.delivered_ratio >= HOLD_DELIVERED))
 
@@ -248,8 +253,8 @@ def _floor(points: dict[tuple[str, int, str, str], Point], transport: str, viewe
 
 def latency_table(points: dict[tuple[str, int, str, str], Point], config: str) -> list[str]:
     lines = ["| transport | viewers | p50 ms | p95 ms | p99 ms | max ms | p50 ÷ floor | p99 ÷ floor | delivered "
-             "| missed | out of order | errors | reconnects | client CPU % (busiest process) | holds |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| missed | out of order | errors | reconnects | commands/s | client CPU % (busiest process) | holds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for point in _ordered(points, config):
         row = point.first
         floor = _floor(points, row.transport, row.viewers)
@@ -261,7 +266,8 @@ def latency_table(points: dict[tuple[str, int, str, str], Point], config: str) -
             f"| {ratio(point.median('p99_ms'), floor.median('p99_ms') if floor else math.nan)} "
             f"| {fmt(100 * point.median('delivered_ratio'), 0)} % | {point.total('missed')} "
             f"| {point.total('out_of_order')} | {point.total('errors') + point.total('command_errors')} "
-            f"| {point.total('reconnects')} | {fmt(point.median('client_cpu_pct'), 0)} "
+            f"| {point.total('reconnects')} | {fmt(point.median('commands_per_s'), 2)} "
+            f"| {fmt(point.median('client_cpu_pct'), 0)} "
             f"({fmt(point.median('client_max_process_cpu_pct'), 0)}){bound} | {'yes' if point.holds() else 'no'} |")
     return lines
 
@@ -314,6 +320,9 @@ def reading(points: dict[tuple[str, int, str, str], Point], config: str) -> list
                 why.append(f"{first.total('out_of_order')} out-of-order versions")
             if first.median("p99_ms") > HOLD_P99_MS + first.first.poll_allowance_ms:
                 why.append(f"p99 {fmt(first.median('p99_ms'))} ms")
+            if first.median("commands_per_s") < HOLD_COMMANDS * first.first.commands_per_s_set:
+                why.append(f"commands accepted at {fmt(first.median('commands_per_s'), 2)}/s of "
+                           f"{fmt(first.first.commands_per_s_set)}/s")
             if transport != "poll" and first.median("delivered_ratio") < HOLD_DELIVERED:
                 why.append(f"{fmt(100 * first.median('delivered_ratio'), 0)} % of messages delivered")
             text += f"; at {first.first.viewers} it breaks ({', '.join(why) or 'no samples'})"
@@ -337,7 +346,8 @@ def render_report(rows: list[Row], meta: dict[str, Any], plot_files: list[str]) 
             "HTTP requests plus WebSocket handshakes. The floor is the same client against a minimal server that "
             "only writes pre-encoded frames (../shared/BENCHMARKING.md); ratios to it hold on a noisy machine. "
             f"A run *holds* with no errors, no out-of-order version, ≥ {HOLD_DELIVERED:.0%} of messages delivered "
-            f"(push transports) and p99 ≤ {HOLD_P99_MS:.0f} ms (short polling: plus one poll interval). Client "
+            f"(push transports), ≥ {HOLD_COMMANDS:.0%} of the commands accepted, and p99 ≤ {HOLD_P99_MS:.0f} ms "
+            "(short polling: plus one poll interval). Client "
             f"CPU is the locust processes' total (100 = one core); a process above {CLIENT_BOUND_PCT:.0f} % marks "
             "the run client-bound. Where repeats exist, figures are medians with (min-max).", ""]
     for config in _configs(points):

@@ -347,7 +347,7 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
                     server_cpu_pct_busy=sampler.server_cpu_pct(phases.busy), server_rss_mib=peak_rss / 2**20,
                     server_kib_per_viewer=(peak_rss - base_rss) / 1024 / max(spec.viewers, 1),
                     client_cpu_pct=client_total, client_max_process_cpu_pct=client_max,
-                    client_processes=locust_processes(settings, spec.viewers))
+                    client_processes=locust_processes(settings, spec.viewers), command_rate=settings.command_rate)
     if not settings.quiet:
         print(f"[{index}/{total}] {spec.run_id}: p50 {row.p50_ms:.1f} ms, p99 {row.p99_ms:.1f} ms, "
               f"{row.messages_per_s:.0f} msg/s, server CPU {row.server_cpu_pct_busy:.0f} %, "

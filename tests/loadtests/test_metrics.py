@@ -150,3 +150,12 @@ def test_ws_frame_bytes_follow_rfc6455_length_encoding():
     assert ws_frame_bytes(125) == 127
     assert ws_frame_bytes(126) == 130
     assert ws_frame_bytes(70_000) == 70_010
+
+
+def test_a_saturated_server_with_one_command_still_gets_a_busy_window():
+    rec = Recorder()
+    rec.viewer_started("a", 100.0)
+    rec.commands = [(106.5, 200)]
+    rec.close_viewers(112.0)
+    phases = phases_of(rec)
+    assert (phases.busy.first_bucket, phases.busy.end_bucket) == (107, 112)

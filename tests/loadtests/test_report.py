@@ -24,7 +24,7 @@ def row(transport: str, viewers: int, p50: float, p99: float, *, server: str = "
     return Row.build(spec=spec, summary=summary(p50, p99, errors=errors, messages_per_s=2.0 * viewers),
                      server_cpu_pct_idle=1.0, server_cpu_pct_busy=20.0, server_rss_mib=100.0,
                      server_kib_per_viewer=50.0, client_cpu_pct=client_max, client_max_process_cpu_pct=client_max,
-                     client_processes=1)
+                     client_processes=1, command_rate=2.0)
 
 
 ROWS = [
