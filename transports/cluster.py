@@ -34,7 +34,7 @@ def server_command(server: str, port: int, host: str = "127.0.0.1") -> list[str]
         return [sys.executable, "manage.py", "runserver", f"{host}:{port}", "--noreload"]
     if server == "uvicorn":
         return [sys.executable, "-m", "uvicorn", "vsync.asgi:application", "--host", host, "--port", str(port),
-                "--loop", "uvloop", "--http", "httptools", "--ws", "websockets", "--log-level", "warning",
+                "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio", "--log-level", "warning",
                 "--no-access-log", *UVICORN_WS_PING]
     raise ValueError(f"server must be one of {SERVERS}")
 

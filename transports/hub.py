@@ -1,9 +1,8 @@
 """The per-process hub: one channel-layer subscription per room with local viewers, fanned out in-process.
 
-Every connection owns a ``Mailbox`` of size one. The hub offers each new version
-to the mailboxes of the room; a mailbox keeps only the newest version it has not
-delivered, so a stalled viewer costs one pending snapshot at most and, when it reads
-again, gets the newest version next. Versions only go up per mailbox.
+Each version is encoded once (transports.encoding), then offered to the room's
+long-poll mailboxes and written straight to its streams (transports.mailbox): latest
+wins, one pending snapshot per connection at most, versions only go up.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from channels.layers import get_channel_layer
 from rooms.models import SLUG_PATTERN, Room
 from rooms.state import RoomState
 from transports.encoding import Snapshot
+from transports.mailbox import Mailbox, Send, Stream
 from transports.resume import needs_snapshot
 
 logger = logging.getLogger(__name__)
@@ -47,61 +47,12 @@ class NoSuchRoom(LookupError):
     pass
 
 
-class Mailbox:
-    """Latest-wins, size one. ``get`` returns the next snapshot, or None when only poked or closed."""
-
-    __slots__ = ("_pending", "_poked", "_waiter", "closed", "heartbeat", "room", "version")
-
-    def __init__(self, room: str, known_version: int | None, *, heartbeat: bool = False) -> None:
-        self.room = room
-        self.version = -1 if known_version is None else known_version
-        self.heartbeat = heartbeat
-        self.closed = False
-        self._pending: Snapshot | None = None
-        self._poked = False
-        self._waiter: asyncio.Future[None] | None = None
-
-    def offer(self, snapshot: Snapshot, *, force: bool = False) -> None:
-        pending = self._pending
-        if not force and snapshot.version <= self.version:
-            return
-        if pending is not None and snapshot.version <= pending.version:
-            return
-        self._pending = snapshot
-        self._wake()
-
-    def poke(self) -> None:
-        self._poked = True
-        self._wake()
-
-    def close(self) -> None:
-        self.closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def get(self) -> Snapshot | None:
-        while self._pending is None and not self._poked and not self.closed:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        self._poked = False
-        snapshot, self._pending = self._pending, None
-        if snapshot is not None:
-            self.version = snapshot.version
-        return snapshot
-
-
 class _Room:
-    __slots__ = ("idle_since", "mailboxes", "newest", "ready")
+    __slots__ = ("idle_since", "mailboxes", "newest", "ready", "streams")
 
     def __init__(self, ready: asyncio.Task[None]) -> None:
         self.mailboxes: set[Mailbox] = set()
+        self.streams: set[Stream] = set()
         self.newest: Snapshot | None = None
         self.ready = ready
         self.idle_since: float | None = None
@@ -117,9 +68,43 @@ class Hub:
 
     # -- viewers -----------------------------------------------------------------
 
-    async def subscribe(self, slug: str, *, known_version: int | None, reset_unknown: bool,
-                        heartbeat: bool = False) -> Mailbox:
-        """A mailbox for one connection, holding the newest snapshot already if the resume rule says so."""
+    async def subscribe(self, slug: str, *, known_version: int | None) -> Mailbox:
+        """A mailbox for one long poll, holding the newest snapshot already if it is newer than the client's."""
+        room = await self._room(slug)
+        mailbox = Mailbox(slug, known_version)
+        room.mailboxes.add(mailbox)
+        room.idle_since = None
+        if room.newest is not None and needs_snapshot(room.newest.version, known_version, reset_unknown=False):
+            mailbox.offer(room.newest)
+        return mailbox
+
+    async def attach(self, slug: str, send: Send, *, sse: bool, known_version: int | None) -> Stream:
+        """Start writing the room's versions to one SSE or WebSocket connection, first the newest if due."""
+        room = await self._room(slug)
+        stream = Stream(slug, send, sse=sse, known_version=known_version, newest=lambda: room.newest)
+        room.streams.add(stream)
+        room.idle_since = None
+        if room.newest is not None and needs_snapshot(room.newest.version, known_version, reset_unknown=True):
+            stream.push(room.newest, force=True)
+        return stream
+
+    def unsubscribe(self, viewer: Mailbox | Stream) -> None:
+        """Forget a connection at once; the room's subscription lingers a little (ROOM_LINGER_S)."""
+        viewer.closed = True
+        if isinstance(viewer, Mailbox):
+            viewer.close()
+        room = self._rooms.get(viewer.room)
+        if room is not None:
+            room.mailboxes.discard(viewer)  # type: ignore[arg-type]
+            room.streams.discard(viewer)  # type: ignore[arg-type]
+            if not room.mailboxes and not room.streams:
+                room.idle_since = time.monotonic()
+
+    async def ensure_room(self, slug: str) -> None:
+        """Raise NoSuchRoom unless the room exists; subscribes this process to it."""
+        await self._room(slug)
+
+    async def _room(self, slug: str) -> _Room:
         if not _SLUG.match(slug):
             raise NoSuchRoom(slug)
         await self._start()
@@ -129,32 +114,17 @@ class Hub:
         try:
             await asyncio.shield(room.ready)
         except Exception:
-            if self._rooms.get(slug) is room and not room.mailboxes:
+            if self._rooms.get(slug) is room and not room.mailboxes and not room.streams:
                 del self._rooms[slug]
             raise
-        mailbox = Mailbox(slug, known_version, heartbeat=heartbeat)
-        room.mailboxes.add(mailbox)
-        room.idle_since = None
-        newest = room.newest
-        if newest is not None and needs_snapshot(newest.version, known_version, reset_unknown=reset_unknown):
-            mailbox.offer(newest, force=True)
-        return mailbox
-
-    def unsubscribe(self, mailbox: Mailbox) -> None:
-        """Forget a connection at once; the room's subscription lingers a little (ROOM_LINGER_S)."""
-        mailbox.close()
-        room = self._rooms.get(mailbox.room)
-        if room is not None:
-            room.mailboxes.discard(mailbox)
-            if not room.mailboxes:
-                room.idle_since = time.monotonic()
+        return room
 
     def newest(self, slug: str) -> Snapshot | None:
         room = self._rooms.get(slug)
         return room.newest if room is not None else None
 
     def viewer_count(self) -> int:
-        return sum(len(room.mailboxes) for room in self._rooms.values())
+        return sum(len(room.mailboxes) + len(room.streams) for room in self._rooms.values())
 
     # -- publishing ----------------------------------------------------------------
 
@@ -187,6 +157,8 @@ class Hub:
         room.newest = snapshot
         for mailbox in room.mailboxes:
             mailbox.offer(snapshot)
+        for stream in room.streams:
+            stream.push(snapshot)
 
     # -- the process's subscriptions -------------------------------------------------
 
@@ -252,9 +224,8 @@ class Hub:
         while True:
             await asyncio.sleep(HEARTBEAT_INTERVAL_S)
             for room in list(self._rooms.values()):
-                for mailbox in list(room.mailboxes):
-                    if mailbox.heartbeat:
-                        mailbox.poke()
+                for stream in list(room.streams):
+                    stream.heartbeat()
 
     def _spawn(self, job: Any) -> None:
         task = asyncio.ensure_future(job)

@@ -47,7 +47,7 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
         await respond_error(send, 400, str(exc), "timeout")
         return
     try:
-        mailbox = await hub.subscribe(slug, known_version=since, reset_unknown=False)
+        mailbox = await hub.subscribe(slug, known_version=since)
     except NoSuchRoom:
         await respond_error(send, 404, f"no room {slug!r}")
         return

@@ -6,17 +6,15 @@ state comes first unless ``Last-Event-ID`` (header) or ``?last_event_id=`` equal
 
 from __future__ import annotations
 
-import asyncio
-
-from transports.asgi_http import Receive, Scope, Send, close_on_disconnect, header, query, respond_error
+from transports.asgi_http import Receive, Scope, Send, header, query, respond_error
 from transports.hub import NoSuchRoom, hub
 from transports.resume import BadVersion, parse_version
 
 # How long a browser waits before reconnecting a dropped stream: quick enough that a
 # viewer misses little, slow enough that a restarting server is not stampeded.
 RECONNECT_MS = 2000
-# The heartbeat interval lives in the hub (HEARTBEAT_INTERVAL_S): one ticker for all streams.
-HEARTBEAT = b": keepalive\n\n"
+# Heartbeats (transports.mailbox.SSE_HEARTBEAT) come from one ticker in the hub for all
+# streams (transports.hub.HEARTBEAT_INTERVAL_S), not from a timer per connection.
 
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -34,22 +32,17 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
     except BadVersion:
         known = None  # an id we never issued: start over with the current state
     try:
-        mailbox = await hub.subscribe(slug, known_version=known, reset_unknown=True, heartbeat=True)
+        await hub.ensure_room(slug)
     except NoSuchRoom:
         await respond_error(send, 404, f"no room {slug!r}")
         return
-    watcher = asyncio.ensure_future(close_on_disconnect(receive, mailbox.close))
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": b"retry: %d\n\n" % RECONNECT_MS, "more_body": True})
+    # From here on the hub writes the events (and heartbeats) itself; this coroutine
+    # only waits for the client to leave, so that the hub forgets it at once.
+    stream = await hub.attach(slug, send, sse=True, known_version=known)
     try:
-        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        await send({"type": "http.response.body", "body": b"retry: %d\n\n" % RECONNECT_MS, "more_body": True})
-        while True:
-            snapshot = await mailbox.get()
-            if mailbox.closed:
-                break
-            if snapshot is None:
-                await send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})
-            else:
-                await send(snapshot.sse_message)
+        while (await receive())["type"] != "http.disconnect":
+            pass
     finally:
-        hub.unsubscribe(mailbox)
-        watcher.cancel()
+        hub.unsubscribe(stream)

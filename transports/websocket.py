@@ -20,7 +20,6 @@ an application-level round trip.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
@@ -30,7 +29,7 @@ from channels.db import database_sync_to_async
 
 from rooms.commands import MAX_BODY_BYTES
 from transports.asgi_http import Receive, Scope, Send
-from transports.hub import Mailbox, NoSuchRoom, hub
+from transports.hub import NoSuchRoom, hub
 from transports.intake import submit_command, submit_presence
 from transports.resume import BadVersion, parse_version
 
@@ -50,12 +49,11 @@ def _error(error: str, field: str | None = None, ref: Any = None) -> dict[str, A
 
 
 class RoomSocket:
-    """One WebSocket viewer of one room: a reader loop for client messages, a writer task for states."""
+    """One WebSocket viewer of one room: the hub writes its states, this answers what the client sends."""
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope, self.receive, self.send = scope, receive, send
         self.slug: str = scope["url_route"]["kwargs"]["slug"]
-        self.mailbox: Mailbox | None = None
 
     @classmethod
     async def app(cls, scope: Scope, receive: Receive, send: Send) -> None:
@@ -71,27 +69,18 @@ class RoomSocket:
             await self.send({"type": "websocket.close", "code": CLOSE_BAD_SINCE})
             return
         try:
-            self.mailbox = await hub.subscribe(self.slug, known_version=since, reset_unknown=True)
+            self.stream = await hub.attach(self.slug, self.send, sse=False, known_version=since)
         except NoSuchRoom:
             await self.send({"type": "websocket.close", "code": CLOSE_NO_SUCH_ROOM})
             return
         except Exception:
             await self.send({"type": "websocket.close", "code": CLOSE_UNAVAILABLE})
             raise
-        writer = asyncio.ensure_future(self._write_states(self.mailbox))
+        # The hub writes states to the socket itself; this coroutine answers the client.
         try:
             await self._read_messages()
         finally:
-            hub.unsubscribe(self.mailbox)
-            writer.cancel()
-
-    async def _write_states(self, mailbox: Mailbox) -> None:
-        while True:
-            snapshot = await mailbox.get()
-            if mailbox.closed:
-                return
-            if snapshot is not None:
-                await self.send(snapshot.ws_message)
+            hub.unsubscribe(self.stream)
 
     async def _read_messages(self) -> None:
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sys
 import time
@@ -16,7 +17,7 @@ import pytest
 from tests.support.servers import LiveServer, free_port, migrate, server_env
 from tests.transports.clients import create_room
 from transports.encoding import Snapshot
-from transports.hub import Mailbox
+from transports.mailbox import Mailbox, Stream
 
 VERSIONS = 1000
 MAX_GROWTH_BYTES = 4 * 1024 * 1024
@@ -95,3 +96,25 @@ def test_a_stalled_viewer_keeps_memory_flat_and_then_gets_the_newest(fresh_serve
     assert growth < MAX_GROWTH_BYTES
     assert versions == sorted(set(versions))
     assert versions[-1] == newest
+
+
+def test_a_backed_up_stream_skips_to_the_newest_version() -> None:
+    async def scenario() -> list[int]:
+        drained = asyncio.Event()
+        written: list[int] = []
+
+        async def send(message: dict) -> None:  # a server whose socket is full until drained
+            written.append(json.loads(message["text"])["state"]["version"])
+            await drained.wait()
+
+        newest: list[Snapshot] = []
+        stream = Stream("demo", send, sse=False, known_version=None, newest=lambda: newest[-1])
+        for version in range(1, VERSIONS + 1):
+            newest.append(Snapshot(room="demo", version=version, json_text=f'{{"version": {version}}}'))
+            stream.push(newest[-1])
+        assert written == [1] and stream.busy
+        drained.set()
+        await asyncio.sleep(0.01)
+        return written
+
+    assert asyncio.run(scenario()) == [1, VERSIONS]
