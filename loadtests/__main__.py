@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -126,6 +127,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     settings = Settings()
     with tempfile.TemporaryDirectory(prefix="vsync-ui-") as tmp:
@@ -182,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--web-port", type=int, default=8089)
     ui.set_defaults(handler=cmd_ui)
     args = parser.parse_args(argv)
+    # Ctrl-C or a plain kill both end with the servers and locust stopped (the finally blocks).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     return args.handler(args)
 
 

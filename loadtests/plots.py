@@ -102,7 +102,7 @@ def latency_cdf(points: dict, cdf: dict[str, list[float]]) -> plt.Figure | None:
             floor = server == "floor"
             ax.plot(values, [q / 100 for q in CDF_QUANTILES], ":" if floor else "-",
                     color=COLORS.get(transport, "grey"), alpha=0.5 if floor else 1.0,
-                    label=f"{transport} floor" if floor else transport)
+                    label=f"{transport} floor" if floor else (transport if primary else f"{transport} {config}"))
         ax.set_xscale("log")
         ax.set_title(f"{viewers} viewers ({primary or 'all'})")
         ax.set_xlabel("propagation latency, ms (log)")
