@@ -264,8 +264,8 @@ def locust_command(spec: RunSpec, settings: Settings, urls: list[str], room: str
     """The headless locust invocation; the timeline is ramp-up, idle, busy, then a quiet tail."""
     ramp_s = min(4.0, max(1.0, spec.viewers / 250))
     busy_s = max(3.0, settings.duration_s * 0.4)
-    # At least 3 s idle: the idle window drops a second of margin and keeps whole seconds only.
-    idle_s = max(3.0, settings.duration_s - ramp_s - busy_s - 2.0)
+    # At least 2 s idle: the idle window drops a second of margin and keeps whole seconds only.
+    idle_s = max(2.0, settings.duration_s - ramp_s - busy_s - 2.0)
     processes = locust_processes(settings, spec.viewers)
     command = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"), "--headless",
                "-u", str(spec.viewers + 1), "-r", f"{(spec.viewers + 1) / ramp_s:.1f}",
