@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from rooms.models import Room, RoomEvent
+from rooms.models import Member, Room, RoomEvent
 from rooms.presence import room_member_counts
 from rooms.refresh import RefreshFailed, room_media_refresh
 from rooms.services import now_ms, room_create, room_server_command
@@ -33,6 +33,19 @@ class EventPageFormSet(BaseInlineFormSet):
             self.page = Paginator(events, EVENTS_PER_PAGE).get_page(number)
             self._page_queryset = events.filter(pk__in=[event.pk for event in self.page.object_list])
         return self._page_queryset
+
+
+class MemberInline(admin.TabularInline):
+    """Who is in the room, as their presence reports say (read-only: viewers write it)."""
+
+    model = Member
+    fields = ("name", "client_id", "transport", "status", "rtt_ms", "drift_ms", "last_seen")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class RoomEventInline(admin.TabularInline):
@@ -73,7 +86,7 @@ class RoomAdmin(admin.ModelAdmin):
                               "media_page_url", "media_expires")}),
         ("Policy", {"fields": ("control", "start_lead_ms", "buffering_policy", "buffering_timeout_s")}),
     )
-    inlines = [RoomEventInline]
+    inlines = [MemberInline, RoomEventInline]
     actions = ["pause_everyone", "seek_everyone_to_start", "re_resolve_media"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Room | None = None) -> tuple[str, ...]:

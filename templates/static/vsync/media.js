@@ -36,6 +36,8 @@ export function wireMedia({ slug, clientId, clock, engine, form, input, upload, 
     if (!file) return;
     const data = new FormData();
     data.append("file", file);
+    data.append("client_id", clientId);
+    data.append("client_ms", String(clock.now()));
     const request = new XMLHttpRequest();
     request.open("POST", `${api}/media`);
     progress.hidden = false;
