@@ -37,17 +37,20 @@ class Block:
     viewers: tuple[int, ...]
     configs: tuple[tuple[str, str], ...]
     repeat: int = 0
+    idle_s: float = 0.0  # > 0: idle runs of this length (no commands, no floor)
 
 
-# The standard sweep, sized for a 2-core machine (about 25 minutes): every transport at 50, 200 and
+# The standard sweep, sized for a 2-core machine (about 30 minutes): every transport at 50, 200 and
 # 1,000 viewers on daphne in memory and on Redis, uvicorn at 200 and 1,000, the push transports at
-# 2,500 to find where they break, and the headline point (200 viewers, daphne in memory) twice more,
+# 2,500 to find where they break, a minute of idle per transport to catch keep-alives and long-poll
+# timeouts, and the headline point (200 viewers, daphne in memory) twice more,
 # at the start and at the end, for median, min and max.
 STANDARD_BLOCKS = (
     Block(ALL, (200,), (MEMORY,), repeat=1),
     Block(ALL, (50, 200, 1000), (MEMORY, REDIS)),
     Block(ALL, (200, 1000), (UVICORN,)),
     Block(("longpoll", "sse", "ws"), (2500,), (MEMORY,)),
+    Block(ALL, (200,), (MEMORY,), idle_s=60.0),
     Block(ALL, (200,), (MEMORY,), repeat=2),
 )
 STANDARD_DURATION_S = 15.0
@@ -64,8 +67,8 @@ def plan(blocks: Iterable[Block], floor: bool) -> list[RunSpec]:
     for block in blocks:
         for count in block.viewers:
             for server, layer in block.configs:
-                specs += [RunSpec(t, count, server, layer, block.repeat) for t in block.transports]
-            if floor:
+                specs += [RunSpec(t, count, server, layer, block.repeat, block.idle_s) for t in block.transports]
+            if floor and not block.idle_s:
                 for transport in block.transports:
                     if (transport, count, block.repeat) not in floors:
                         floors.add((transport, count, block.repeat))
@@ -92,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         viewers = tuple(int(v) for v in csv_list(args.viewers or "50"))
         configs = tuple((server, layer) for server in csv_list(args.servers or "daphne")
                         for layer in csv_list(args.layers or "memory"))
-        blocks = [Block(transports, viewers, configs, repeat) for repeat in range(args.repeats)]
+        blocks = [Block(transports, viewers, configs, repeat, args.idle) for repeat in range(args.repeats)]
     specs = plan(blocks, floor)
     now = dt.datetime.now(dt.UTC)
     out = Path(args.out) if args.out else RESULTS / (now.strftime("%Y-%m-%d") if args.standard
@@ -169,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--layers", help="comma-separated: memory,redis")
     run.add_argument("--duration", type=float, help="seconds per run (ramp-up, idle, busy, tail)")
     run.add_argument("--repeats", type=int, default=1, help="passes over every point")
+    run.add_argument("--idle", type=float, default=0.0, metavar="S",
+                     help="idle runs of S seconds (no commands) instead of busy runs")
     run.add_argument("--command-rate", type=float, default=2.0, help="commands per second in the busy window")
     run.add_argument("--poll-interval", type=float, default=1.0)
     run.add_argument("--longpoll-timeout", type=float, default=25.0)

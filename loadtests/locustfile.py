@@ -63,7 +63,7 @@ class Controller(FastHttpUser):
 
     @task
     def command(self) -> None:
-        if time.monotonic() >= self.until:
+        if time.monotonic() >= self.until or float(self.environment.parsed_options.command_rate) <= 0:
             gevent.sleep(1.0)
             return
         number = next(self.sequence)

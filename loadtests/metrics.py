@@ -198,15 +198,17 @@ class Phases:
 
 def phases_of(rec: Recorder) -> Phases:
     starts = [began for began, _ in rec.viewers.values()]
+    ends = [ended for _, ended in rec.viewers.values() if not math.isnan(ended)]
     sent = sorted(t for t, _ in rec.commands)
     if not sent:
-        return Phases(idle=None, busy=None)
+        # An idle run: everyone connected, nothing sent, until the viewers stopped.
+        idle = Window.inside(max(starts) + 1.0, min(ends)) if starts and ends else None
+        return Phases(idle=idle, busy=None)
     # A second of margin each side: the last viewers' first requests, the last deliveries.
     idle = Window.inside(max(starts) + 1.0, sent[0]) if starts else None
     busy = Window.inside(sent[0], sent[-1] + 1.0)
     if busy is None or busy.seconds < 2 * BUCKET_S:
         # A saturated server let few commands through: measure up to the end of the run instead.
-        ends = [ended for _, ended in rec.viewers.values() if not math.isnan(ended)]
         busy = Window.inside(sent[0], max(ends)) if ends else busy
     return Phases(idle=idle, busy=busy)
 
@@ -234,6 +236,7 @@ class Summary:
     command_errors: int
     viewers_seen: int
     busy_s: float
+    idle_s: float = 0.0
 
 
 def summarise(rec: Recorder) -> Summary:
@@ -256,6 +259,7 @@ def summarise(rec: Recorder) -> Summary:
         reconnects=rec.reconnects, errors=rec.errors,
         command_errors=sum(1 for _, status in rec.commands if status not in (200, 409)),
         viewers_seen=len(rec.viewers), busy_s=busy.seconds if busy else 0.0,
+        idle_s=phases.idle.seconds if phases.idle else 0.0,
     )
 
 

@@ -30,6 +30,7 @@ CLIENT_BOUND_PCT = 85.0
 @dataclass
 class Row:
     run_id: str
+    scenario: str
     transport: str
     viewers: int
     server: str
@@ -65,6 +66,7 @@ class Row:
     errors: int
     command_errors: int
     busy_s: float
+    idle_s: float
 
     @classmethod
     def build(cls, *, spec: Any, summary: Summary, server_cpu_pct_idle: float, server_cpu_pct_busy: float,
@@ -72,8 +74,8 @@ class Row:
               client_max_process_cpu_pct: float, client_processes: int, command_rate: float) -> Row:
         expected = summary.commands_per_s * spec.viewers
         return cls(
-            run_id=spec.run_id, transport=spec.transport, viewers=spec.viewers, server=spec.server,
-            layer=spec.layer, repeat=spec.repeat, p50_ms=summary.p50_ms, p95_ms=summary.p95_ms,
+            run_id=spec.run_id, scenario=spec.scenario, transport=spec.transport, viewers=spec.viewers,
+            server=spec.server, layer=spec.layer, repeat=spec.repeat, p50_ms=summary.p50_ms, p95_ms=summary.p95_ms,
             p99_ms=summary.p99_ms, max_ms=summary.max_ms, samples=summary.samples,
             messages_per_s=summary.messages_per_s, commands_per_s=summary.commands_per_s,
             commands_per_s_set=command_rate,
@@ -90,7 +92,7 @@ class Row:
             client_bound=bool(client_max_process_cpu_pct >= CLIENT_BOUND_PCT),
             viewers_seen=summary.viewers_seen, missed=summary.missed, out_of_order=summary.out_of_order,
             duplicates=summary.duplicates, reconnects=summary.reconnects, errors=summary.errors,
-            command_errors=summary.command_errors, busy_s=summary.busy_s)
+            command_errors=summary.command_errors, busy_s=summary.busy_s, idle_s=summary.idle_s)
 
     @property
     def config(self) -> str:
@@ -333,7 +335,24 @@ def reading(points: dict[tuple[str, int, str, str], Point], config: str) -> list
     return lines
 
 
+def idle_table(rows: list[Row]) -> list[str]:
+    lines = ["| transport | viewers | server | window s | KiB/viewer-min | requests/viewer-min | server CPU % "
+             "| CPU % per 1,000 viewers | server RSS MiB | KiB per viewer | errors | reconnects |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in sorted(rows, key=lambda r: (r.config, TRANSPORT_ORDER.index(r.transport)
+                                           if r.transport in TRANSPORT_ORDER else 9, r.viewers)):
+        cpu = row.server_cpu_pct_idle
+        lines.append(
+            f"| {row.transport} | {row.viewers} | {row.config} | {fmt(row.idle_s, 0)} "
+            f"| {fmt(row.bytes_per_viewer_min_idle / 1024, 2)} | {fmt(row.requests_per_viewer_min_idle, 2)} "
+            f"| {fmt(cpu)} | {fmt(cpu / row.viewers * 1000 if row.viewers else math.nan)} "
+            f"| {fmt(row.server_rss_mib, 0)} | {fmt(row.server_kib_per_viewer)} | {row.errors} | {row.reconnects} |")
+    return lines
+
+
 def render_report(rows: list[Row], meta: dict[str, Any], plot_files: list[str]) -> str:
+    idle_rows = [r for r in rows if r.scenario == "idle"]
+    rows = [r for r in rows if r.scenario != "idle"]
     points = group(rows)
     out = [f"# vsync transport benchmark, {meta.get('date', '')}", ""]
     out += [f"Command: `{meta.get('command', '')}`", ""]
@@ -365,6 +384,10 @@ def render_report(rows: list[Row], meta: dict[str, Any], plot_files: list[str]) 
                        f"| {fmt(point.median('client_cpu_pct'), 0)} "
                        f"({fmt(point.median('client_max_process_cpu_pct'), 0)}) |")
         out.append("")
+    if idle_rows:
+        out += ["## Idle cost (long runs without commands)", "",
+                "Keep-alives show here and not in the few idle seconds of the runs above: SSE comments, "
+                "WebSocket pings and long-poll timeouts come every 15 to 25 s.", "", *idle_table(idle_rows), ""]
     if plot_files:
         out += ["## Plots", ""] + [f"![{name}]({name})" for name in plot_files] + [""]
     return "\n".join(out)

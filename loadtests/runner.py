@@ -43,10 +43,16 @@ class RunSpec:
     server: str  # daphne, uvicorn or floor
     layer: str  # memory, redis or floor
     repeat: int = 0
+    idle_s: float = 0.0  # > 0: an idle run of this many seconds, no commands at all
+
+    @property
+    def scenario(self) -> str:
+        return "idle" if self.idle_s else "busy"
 
     @property
     def run_id(self) -> str:
-        return f"{self.transport}-{self.viewers}-{self.server}-{self.layer}-r{self.repeat}"
+        suffix = "-idle" if self.idle_s else ""
+        return f"{self.transport}-{self.viewers}-{self.server}-{self.layer}-r{self.repeat}{suffix}"
 
 
 @dataclass
@@ -263,15 +269,22 @@ def locust_processes(settings: Settings, viewers: int) -> int:
 def locust_command(spec: RunSpec, settings: Settings, urls: list[str], room: str, run_dir: Path) -> list[str]:
     """The headless locust invocation; the timeline is ramp-up, idle, busy, then a quiet tail."""
     ramp_s = min(4.0, max(1.0, spec.viewers / 250))
+    if spec.idle_s:
+        return _locust_command(spec, settings, urls, room, run_dir, ramp_s, spec.idle_s + 1.0, 0.0, 0.0)
     busy_s = max(3.0, settings.duration_s * 0.4)
     # At least 2 s idle: the idle window drops a second of margin and keeps whole seconds only.
     idle_s = max(2.0, settings.duration_s - ramp_s - busy_s - 2.0)
+    return _locust_command(spec, settings, urls, room, run_dir, ramp_s, idle_s, busy_s, settings.command_rate)
+
+
+def _locust_command(spec: RunSpec, settings: Settings, urls: list[str], room: str, run_dir: Path, ramp_s: float,
+                    idle_s: float, busy_s: float, command_rate: float) -> list[str]:
     processes = locust_processes(settings, spec.viewers)
     command = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"), "--headless",
                "-u", str(spec.viewers + 1), "-r", f"{(spec.viewers + 1) / ramp_s:.1f}",
                "-t", f"{math.ceil(ramp_s + idle_s + busy_s + 2.0)}s",
                "--host", urls[0], "--vsync-hosts", ",".join(urls),
-               "--vsync-room", room, "--command-rate", str(settings.command_rate),
+               "--vsync-room", room, "--command-rate", str(command_rate),
                "--idle-s", f"{ramp_s + 1.0 + idle_s:.1f}", "--busy-s", f"{busy_s:.1f}",
                "--poll-interval", str(settings.poll_interval), "--longpoll-timeout", str(settings.longpoll_timeout),
                "--stats-dir", str(run_dir), "--csv", str(run_dir / "locust"), "--only-summary",
@@ -343,15 +356,17 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
     summary = metrics.summarise(rec)
     phases = metrics.phases_of(rec)
     peak_rss = max((s.server_rss for s in sampler.samples), default=base_rss)
-    client_total, client_max = sampler.client_cpu_pct(phases.busy)
+    client_total, client_max = sampler.client_cpu_pct(phases.idle if spec.idle_s else phases.busy)
     row = Row.build(spec=spec, summary=summary, server_cpu_pct_idle=sampler.server_cpu_pct(phases.idle),
                     server_cpu_pct_busy=sampler.server_cpu_pct(phases.busy), server_rss_mib=peak_rss / 2**20,
                     server_kib_per_viewer=(peak_rss - base_rss) / 1024 / max(spec.viewers, 1),
                     client_cpu_pct=client_total, client_max_process_cpu_pct=client_max,
-                    client_processes=locust_processes(settings, spec.viewers), command_rate=settings.command_rate)
+                    client_processes=locust_processes(settings, spec.viewers),
+                    command_rate=0.0 if spec.idle_s else settings.command_rate)
     if not settings.quiet:
+        cpu = row.server_cpu_pct_idle if spec.idle_s else row.server_cpu_pct_busy
         print(f"[{index}/{total}] {spec.run_id}: p50 {row.p50_ms:.1f} ms, p99 {row.p99_ms:.1f} ms, "
-              f"{row.messages_per_s:.0f} msg/s, server CPU {row.server_cpu_pct_busy:.0f} %, "
+              f"{row.messages_per_s:.0f} msg/s, server CPU {cpu:.0f} %, "
               f"client CPU {row.client_cpu_pct:.0f} %, errors {row.errors}" + " " * 10, flush=True)
     return row, [latency for _, latency in rec.latencies]
 

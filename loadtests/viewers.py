@@ -214,11 +214,14 @@ class WebSocketViewer(Viewer):
         self.fire("WS", (time.perf_counter() - started) * 1000.0, handshake)
         try:
             while True:
-                opcode, payload = ws.recv_data()
+                # control_frame=True: pings are answered as before, and counted as the bytes they are.
+                opcode, payload = ws.recv_data(control_frame=True)
                 receive_ms = time.time() * 1000.0
                 recorder.traffic(receive_ms / 1000.0, ws_frame_bytes(len(payload)))
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
                     break
+                if opcode != websocket.ABNF.OPCODE_TEXT:
+                    continue
                 message = json.loads(payload)
                 if message.get("type") == "state":
                     self.deliver(receive_ms, message["state"], len(payload))

@@ -159,3 +159,17 @@ def test_a_saturated_server_with_one_command_still_gets_a_busy_window():
     rec.close_viewers(112.0)
     phases = phases_of(rec)
     assert (phases.busy.first_bucket, phases.busy.end_bucket) == (107, 112)
+
+
+def test_an_idle_run_has_an_idle_window_to_the_end_and_no_busy_window():
+    rec = Recorder()
+    rec.viewer_started("a", 100.0)
+    rec.viewer_started("b", 100.5)
+    rec.traffic(110.0, 300, 1)
+    rec.close_viewers(161.2)
+    phases = phases_of(rec)
+    assert (phases.idle.first_bucket, phases.idle.end_bucket) == (102, 161)
+    assert phases.busy is None
+    summary = summarise(rec)
+    assert summary.idle_s == 59.0
+    assert math.isclose(summary.requests_per_viewer_min_idle, 1 / (2 * 59) * 60)

@@ -91,3 +91,15 @@ def test_results_read_back_as_written(tmp_path):
     assert cdf[ROWS[0].run_id][0] == 1.0 and cdf[ROWS[0].run_id][-1] == 2.0
     assert meta == {"date": "d"}
     assert len(rewrite_report(tmp_path)) == 4
+
+
+def test_idle_runs_get_their_own_table_and_stay_out_of_the_comparison():
+    spec = RunSpec("longpoll", 200, "daphne", "memory", idle_s=60.0)
+    idle = Row.build(spec=spec, summary=summary(math.nan, math.nan), server_cpu_pct_idle=4.0,
+                     server_cpu_pct_busy=math.nan, server_rss_mib=90.0, server_kib_per_viewer=40.0,
+                     client_cpu_pct=1.0, client_max_process_cpu_pct=1.0, client_processes=1, command_rate=0.0)
+    assert idle.scenario == "idle" and idle.run_id.endswith("-idle")
+    text = render_report([*ROWS, idle], {"date": "d"}, [])
+    assert "## Idle cost" in text
+    assert "| longpoll | 200 | daphne/memory |" in text
+    assert "**longpoll**" not in text  # no capacity reading from an idle run
