@@ -25,6 +25,10 @@ class Snapshot:
         self.sse_message = {"type": "http.response.body", "more_body": True,
                             "body": b"id: %d\nevent: state\ndata: %s\n\n" % (version, self.body)}
         self.ws_message = {"type": "websocket.send", "text": '{"type":"state","state":' + json_text + "}"}
+        self.poll_start = {"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", b"%d" % len(self.body)),
+            (b"cache-control", b"no-cache"), (b"etag", b'"%d"' % version)]}
+        self.poll_body = {"type": "http.response.body", "body": self.body}
 
     @classmethod
     def from_state(cls, state: RoomState) -> Snapshot:

@@ -1,8 +1,8 @@
 """The per-process hub: one channel-layer subscription per room with local viewers, fanned out in-process.
 
-Each version is encoded once (transports.encoding), then offered to the room's
-long-poll mailboxes and written straight to its streams (transports.mailbox): latest
-wins, one pending snapshot per connection at most, versions only go up.
+Each version is encoded once (transports.encoding), then written straight to every
+local connection of the room from one loop (transports.mailbox): latest wins, one
+pending snapshot per connection at most, versions only go up.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from channels.layers import get_channel_layer
 from rooms.models import SLUG_PATTERN, Room
 from rooms.state import RoomState
 from transports.encoding import Snapshot
-from transports.mailbox import Mailbox, Send, Stream
+from transports.mailbox import POLL, Send, Stream
 from transports.resume import needs_snapshot
 
 logger = logging.getLogger(__name__)
@@ -48,10 +48,9 @@ class NoSuchRoom(LookupError):
 
 
 class _Room:
-    __slots__ = ("idle_since", "mailboxes", "newest", "ready", "streams")
+    __slots__ = ("idle_since", "newest", "ready", "streams")
 
     def __init__(self, ready: asyncio.Task[None]) -> None:
-        self.mailboxes: set[Mailbox] = set()
         self.streams: set[Stream] = set()
         self.newest: Snapshot | None = None
         self.ready = ready
@@ -68,36 +67,25 @@ class Hub:
 
     # -- viewers -----------------------------------------------------------------
 
-    async def subscribe(self, slug: str, *, known_version: int | None) -> Mailbox:
-        """A mailbox for one long poll, holding the newest snapshot already if it is newer than the client's."""
+    async def attach(self, slug: str, send: Send, *, mode: str, known_version: int | None,
+                     head: bool = False) -> Stream:
+        """Start writing the room's versions to one connection, first the newest if the resume rule says so."""
         room = await self._room(slug)
-        mailbox = Mailbox(slug, known_version)
-        room.mailboxes.add(mailbox)
-        room.idle_since = None
-        if room.newest is not None and needs_snapshot(room.newest.version, known_version, reset_unknown=False):
-            mailbox.offer(room.newest)
-        return mailbox
-
-    async def attach(self, slug: str, send: Send, *, sse: bool, known_version: int | None) -> Stream:
-        """Start writing the room's versions to one SSE or WebSocket connection, first the newest if due."""
-        room = await self._room(slug)
-        stream = Stream(slug, send, sse=sse, known_version=known_version, newest=lambda: room.newest)
+        stream = Stream(slug, send, mode=mode, known_version=known_version, newest=lambda: room.newest, head=head)
         room.streams.add(stream)
         room.idle_since = None
-        if room.newest is not None and needs_snapshot(room.newest.version, known_version, reset_unknown=True):
+        # A long poll that kept getting a version it must ignore would spin: it waits instead.
+        if room.newest is not None and needs_snapshot(room.newest.version, known_version, reset_unknown=mode != POLL):
             stream.push(room.newest, force=True)
         return stream
 
-    def unsubscribe(self, viewer: Mailbox | Stream) -> None:
+    def unsubscribe(self, stream: Stream) -> None:
         """Forget a connection at once; the room's subscription lingers a little (ROOM_LINGER_S)."""
-        viewer.closed = True
-        if isinstance(viewer, Mailbox):
-            viewer.close()
-        room = self._rooms.get(viewer.room)
+        stream.closed = True
+        room = self._rooms.get(stream.room)
         if room is not None:
-            room.mailboxes.discard(viewer)  # type: ignore[arg-type]
-            room.streams.discard(viewer)  # type: ignore[arg-type]
-            if not room.mailboxes and not room.streams:
+            room.streams.discard(stream)
+            if not room.streams:
                 room.idle_since = time.monotonic()
 
     async def ensure_room(self, slug: str) -> None:
@@ -114,7 +102,7 @@ class Hub:
         try:
             await asyncio.shield(room.ready)
         except Exception:
-            if self._rooms.get(slug) is room and not room.mailboxes and not room.streams:
+            if self._rooms.get(slug) is room and not room.streams:
                 del self._rooms[slug]
             raise
         return room
@@ -124,7 +112,7 @@ class Hub:
         return room.newest if room is not None else None
 
     def viewer_count(self) -> int:
-        return sum(len(room.mailboxes) + len(room.streams) for room in self._rooms.values())
+        return sum(len(room.streams) for room in self._rooms.values())
 
     # -- publishing ----------------------------------------------------------------
 
@@ -155,9 +143,7 @@ class Hub:
         if room is None or (room.newest is not None and room.newest.version >= snapshot.version):
             return
         room.newest = snapshot
-        for mailbox in room.mailboxes:
-            mailbox.offer(snapshot)
-        for stream in room.streams:
+        for stream in tuple(room.streams):
             stream.push(snapshot)
 
     # -- the process's subscriptions -------------------------------------------------

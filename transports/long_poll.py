@@ -7,10 +7,10 @@ if it already is), 204 when ``timeout`` seconds pass without a change.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from transports.asgi_http import Receive, Scope, Send, close_on_disconnect, query, respond, respond_error
 from transports.hub import NoSuchRoom, hub
+from transports.mailbox import POLL, Stream
 from transports.resume import BadVersion, parse_version
 
 # Under the 30 s that many proxies and browsers allow an idle request, with margin.
@@ -47,24 +47,37 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
         await respond_error(send, 400, str(exc), "timeout")
         return
     try:
-        mailbox = await hub.subscribe(slug, known_version=since)
+        stream = await hub.attach(slug, send, mode=POLL, known_version=since, head=scope["method"] == "HEAD")
     except NoSuchRoom:
         await respond_error(send, 404, f"no room {slug!r}")
         return
-    watcher = asyncio.ensure_future(close_on_disconnect(receive, mailbox.close))
-    try:
-        snapshot = None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                snapshot = await mailbox.get()
-        client_gone = mailbox.closed
-    finally:
-        hub.unsubscribe(mailbox)
-        watcher.cancel()
-    if client_gone:
-        return
-    if snapshot is None:
+    # The hub writes the 200 itself (transports.mailbox); this coroutine only handles the
+    # timeout and the client leaving, and waits until an answer that began is complete.
+    await _wait(stream, receive, timeout)
+    if not stream.claimed and not stream.gone:
         await respond(send, 204)
-        return
-    await respond(send, 200, b"" if scope["method"] == "HEAD" else snapshot.body,
-                  headers=[(b"etag", b'"%d"' % snapshot.version)])
+
+
+async def _wait(stream: Stream, receive: Receive, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    timed_out = False
+
+    def on_timeout() -> None:
+        nonlocal timed_out
+        timed_out = True
+        stream.notify()
+
+    def on_gone() -> None:
+        stream.gone = True
+        stream.notify()
+
+    timer = loop.call_later(timeout, on_timeout)
+    watcher = asyncio.ensure_future(close_on_disconnect(receive, on_gone))
+    try:
+        while stream.busy or not (stream.claimed or timed_out or stream.gone):
+            stream.waiter = loop.create_future()
+            await stream.waiter
+    finally:
+        timer.cancel()
+        watcher.cancel()
+        hub.unsubscribe(stream)  # closes it: from here on the hub cannot start an answer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from transports.asgi_http import Receive, Scope, Send, header, query, respond_error
 from transports.hub import NoSuchRoom, hub
+from transports.mailbox import SSE
 from transports.resume import BadVersion, parse_version
 
 # How long a browser waits before reconnecting a dropped stream: quick enough that a
@@ -40,7 +41,7 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
     await send({"type": "http.response.body", "body": b"retry: %d\n\n" % RECONNECT_MS, "more_body": True})
     # From here on the hub writes the events (and heartbeats) itself; this coroutine
     # only waits for the client to leave, so that the hub forgets it at once.
-    stream = await hub.attach(slug, send, sse=True, known_version=known)
+    stream = await hub.attach(slug, send, mode=SSE, known_version=known)
     try:
         while (await receive())["type"] != "http.disconnect":
             pass

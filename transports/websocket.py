@@ -31,6 +31,7 @@ from rooms.commands import MAX_BODY_BYTES
 from transports.asgi_http import Receive, Scope, Send
 from transports.hub import NoSuchRoom, hub
 from transports.intake import submit_command, submit_presence
+from transports.mailbox import WS
 from transports.resume import BadVersion, parse_version
 
 WS_PING_INTERVAL_S = 20.0  # what daphne does by default; passed to uvicorn by transports.cluster
@@ -69,7 +70,7 @@ class RoomSocket:
             await self.send({"type": "websocket.close", "code": CLOSE_BAD_SINCE})
             return
         try:
-            self.stream = await hub.attach(self.slug, self.send, sse=False, known_version=since)
+            self.stream = await hub.attach(self.slug, self.send, mode=WS, known_version=since)
         except NoSuchRoom:
             await self.send({"type": "websocket.close", "code": CLOSE_NO_SUCH_ROOM})
             return

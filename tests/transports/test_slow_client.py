@@ -17,24 +17,25 @@ import pytest
 from tests.support.servers import LiveServer, free_port, migrate, server_env
 from tests.transports.clients import create_room
 from transports.encoding import Snapshot
-from transports.mailbox import Mailbox, Stream
+from transports.mailbox import WS, Stream
 
 VERSIONS = 1000
 MAX_GROWTH_BYTES = 4 * 1024 * 1024
 
 
-def test_a_mailbox_keeps_only_the_newest_version() -> None:
-    async def scenario() -> None:
-        mailbox = Mailbox("demo", known_version=1)
-        for version in range(2, VERSIONS + 2):
-            mailbox.offer(Snapshot(room="demo", version=version, json_text="{}"))
-        mailbox.offer(Snapshot(room="demo", version=5, json_text="{}"))  # late and old: dropped
-        assert (await mailbox.get()).version == VERSIONS + 1
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.05):
-                await mailbox.get()
+def test_a_stream_never_writes_an_older_version_after_a_newer() -> None:
+    async def scenario() -> list[int]:
+        written: list[int] = []
 
-    asyncio.run(scenario())
+        async def send(message: dict) -> None:
+            written.append(json.loads(message["text"])["state"]["version"])
+
+        stream = Stream("demo", send, mode=WS, known_version=1, newest=lambda: None)
+        for version in (1, 3, 2, 5, 4, 5, 6):
+            stream.push(Snapshot(room="demo", version=version, json_text=f'{{"version": {version}}}'))
+        return written
+
+    assert asyncio.run(scenario()) == [3, 5, 6]
 
 
 @pytest.fixture(params=["daphne", "uvicorn"])
@@ -108,7 +109,7 @@ def test_a_backed_up_stream_skips_to_the_newest_version() -> None:
             await drained.wait()
 
         newest: list[Snapshot] = []
-        stream = Stream("demo", send, sse=False, known_version=None, newest=lambda: newest[-1])
+        stream = Stream("demo", send, mode=WS, known_version=None, newest=lambda: newest[-1])
         for version in range(1, VERSIONS + 1):
             newest.append(Snapshot(room="demo", version=version, json_text=f'{{"version": {version}}}'))
             stream.push(newest[-1])
