@@ -47,11 +47,6 @@ def test_a_name_without_slug_characters_still_gets_a_valid_slug(client):
     assert slug.replace("-", "").isalnum() and slug.isascii()
 
 
-def test_create_with_a_direct_media_url(client):
-    state = create(client, {"name": "Direct", "media_url": "https://example.org/film.webm"}).json()
-    assert state["media"]["url"] == "https://example.org/film.webm"
-
-
 @pytest.mark.parametrize(
     ("data", "field"),
     [({}, "name"), ({"name": ""}, "name"), ({"name": "   "}, "name"), ({"name": 5}, "name"),
