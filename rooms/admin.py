@@ -11,8 +11,8 @@ from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from rooms.models import Member, Room, RoomEvent
-from rooms.presence import room_member_counts
+from rooms.models import Room, RoomEvent
+from rooms.presence import room_member_counts, room_members
 from rooms.refresh import RefreshFailed, room_media_refresh
 from rooms.services import now_ms, room_create, room_server_command
 from rooms.sources import DEMO_MEDIA
@@ -33,19 +33,6 @@ class EventPageFormSet(BaseInlineFormSet):
             self.page = Paginator(events, EVENTS_PER_PAGE).get_page(number)
             self._page_queryset = events.filter(pk__in=[event.pk for event in self.page.object_list])
         return self._page_queryset
-
-
-class MemberInline(admin.TabularInline):
-    """Who is in the room, as their presence reports say (read-only: viewers write it)."""
-
-    model = Member
-    fields = ("name", "client_id", "transport", "status", "rtt_ms", "drift_ms", "last_seen")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class RoomEventInline(admin.TabularInline):
@@ -76,17 +63,17 @@ class RoomAdmin(admin.ModelAdmin):
                     "control", "buffering_policy")
     list_filter = ("playing", "control", "buffering_policy")
     search_fields = ("slug", "name")
-    readonly_fields = ("version", "playing", "position_now", "members", "media_source", "media_title",
+    readonly_fields = ("version", "playing", "position_now", "members", "who", "media_source", "media_title",
                        "media_stream_url", "media_duration", "media_thumbnail", "media_page_url", "media_expires",
                        "state", "created_at")
     fieldsets = (
         (None, {"fields": ("slug", "name")}),
-        ("Live state", {"fields": ("version", "playing", "position_now", "members", "state")}),
+        ("Live state", {"fields": ("version", "playing", "position_now", "members", "who", "state")}),
         ("Media", {"fields": ("media_title", "media_source", "media_stream_url", "media_duration", "media_thumbnail",
                               "media_page_url", "media_expires")}),
         ("Policy", {"fields": ("control", "start_lead_ms", "buffering_policy", "buffering_timeout_s")}),
     )
-    inlines = [MemberInline, RoomEventInline]
+    inlines = [RoomEventInline]
     actions = ["pause_everyone", "seek_everyone_to_start", "re_resolve_media"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Room | None = None) -> tuple[str, ...]:
@@ -100,6 +87,13 @@ class RoomAdmin(admin.ModelAdmin):
     @admin.display(description="members")
     def members(self, room: Room) -> int:
         return room_member_counts([room.slug]).get(room.slug, 0)
+
+    @admin.display(description="who is here")
+    def who(self, room: Room) -> str:
+        # Read-only text, not an inline: viewers write members, and an inline formset
+        # would make every policy edit carry its management form.
+        members = room_members(room)
+        return "; ".join(f"{m['name'] or m['client_id']} ({m['transport']}, {m['status']})" for m in members) or "-"
 
     @admin.display(description="media source")
     def media_source(self, room: Room) -> str:
