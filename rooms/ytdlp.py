@@ -162,9 +162,11 @@ def _extract(url: str, timeout: float, max_height: int) -> Extracted:
         # yt-dlp's generic extractor calls anything that is not HTML a "direct" link.
         raise ResolveError("not a media file, and not a page with a video")
     duration = info.get("duration")
-    thumbnail = urljoin(str(info.get("webpage_url") or url), str(info.get("thumbnail") or ""))
-    if urlsplit(thumbnail).scheme not in ("http", "https"):
-        thumbnail = ""
+    thumbnail = str(info.get("thumbnail") or "")
+    if thumbnail:
+        thumbnail = urljoin(str(info.get("webpage_url") or url), thumbnail)
+        if urlsplit(thumbnail).scheme not in ("http", "https"):
+            thumbnail = ""
     return Extracted(url=stream_url, title=str(info.get("title") or "")[:200],
                      duration=float(duration) if isinstance(duration, int | float) and duration > 0 else None,
                      thumbnail=thumbnail, direct=bool(info.get("direct")))

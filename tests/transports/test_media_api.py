@@ -218,6 +218,15 @@ def test_a_room_can_be_created_from_a_page_url(client, media_settings, media_sit
     assert room.media_expires_ms is not None
 
 
+def test_a_room_can_be_created_from_a_direct_media_url(client, media_settings, media_site):
+    response = client.post("/api/rooms", {"name": "Direct", "media_url": f"{media_site.url}/clip.webm"},
+                           content_type="application/json")
+    assert response.status_code == 201
+    assert response.json()["media"] == {"url": f"{media_site.url}/clip.webm", "title": "clip", "duration": None,
+                                        "source": "direct"}
+    assert Room.objects.get(slug=response.json()["room"]).media_expires_ms is None
+
+
 @pytest.mark.parametrize("path", ["/missing.html", "/notes.txt"])
 def test_a_room_with_an_unplayable_url_is_400_and_not_created(client, media_settings, media_site, path):
     before = Room.objects.count()
