@@ -113,7 +113,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             "commands per second (busy)": settings.command_rate, "short-poll interval s": settings.poll_interval,
             "long-poll timeout s": settings.longpoll_timeout,
             "Redis layer": f"{settings.redis_processes} server processes + redis-server, viewers spread evenly",
-            "locust processes": settings.locust_processes or "1 per 300 viewers (at most one per CPU)",
+            "locust processes": settings.locust_processes or "1 per 1,000 viewers (at most one per CPU)",
+            "server CPU and RSS": "summed over the server processes (and redis-server on the Redis layer); "
+                                  "CPU 100 % = one core, averaged over the busy window",
             "floor": "loadtests/floor.py" if floor else "none (loadtests/floor.py not present)"}
     print(f"{len(specs)} runs of {settings.duration_s:.0f} s into {out}", flush=True)
     rows = sweep(specs, settings, out, meta)

@@ -114,7 +114,10 @@ class Recorder:
         }
 
     def dump(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json()))
+        """Write atomically: the runner may be looking for the file while it is being written."""
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(self.to_json()))
+        partial.replace(path)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Recorder:

@@ -31,8 +31,10 @@ from loadtests.report import Row, write_results
 ROOT = Path(__file__).resolve().parent.parent
 VIEWER_CLASSES = {"poll": "PollViewer", "longpoll": "LongPollViewer", "sse": "SSEViewer", "ws": "WebSocketViewer"}
 FLOOR = "floor"
-# Beyond this many viewers one gevent process saturates a core before the server does.
-VIEWERS_PER_LOCUST_PROCESS = 300
+# Measured on the 2-core machine against the floor: at 1,000 WebSocket viewers one locust process
+# gave p99 40 ms and two gave 74-111 ms (the extra processes compete with the server for two cores);
+# at 2,500 two processes cut p50 from 120 to 41 ms at a similar p99. So: one process per 1,000.
+VIEWERS_PER_LOCUST_PROCESS = 1000
 SAMPLE_EVERY_S = 0.5
 
 
@@ -294,6 +296,26 @@ def _locust_command(spec: RunSpec, settings: Settings, urls: list[str], room: st
     return [*command, VIEWER_CLASSES[spec.transport], "Controller"]
 
 
+def running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_for_dumps(run_dir: Path, sampler: Sampler, expected: int, timeout: float = 20.0) -> None:
+    """locust's master can exit before its worker processes have written their stats: wait for them."""
+    pids = {pid for sample in sampler.samples for pid in sample.client_cpu_s}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [pid for pid in pids if running(pid)]
+        if not alive and len(list(run_dir.glob("stats-*.json"))) >= expected:
+            return
+        time.sleep(0.2)
+    print(f"warning: {run_dir.name}: locust processes still running or stats missing after {timeout:.0f} s",
+          flush=True)
+
+
 def create_room(url: str, run_id: str) -> str:
     status, body = http_json("POST", f"{url}/api/rooms", {"name": f"bench {run_id}"})
     if status == 201 and isinstance(body, dict):
@@ -349,6 +371,7 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
                 progress(spec, index, total, elapsed, planned, sampler, settings.quiet)
                 time.sleep(1.0)
         sampler.stop()
+        wait_for_dumps(run_dir, sampler, locust_processes(settings, spec.viewers))
     finally:
         stop_process(client)
         servers.stop()
