@@ -67,7 +67,11 @@ class Viewer(FastHttpUser):
 
     @task
     def hold(self) -> None:
-        self.watch()
+        try:
+            self.watch()
+        except Exception as exc:  # a dropped connection, a timeout, a bad frame: count it, retry like a browser
+            recorder.reconnects += 1
+            self.failed(f"{type(exc).__name__}: {exc}")
 
     def watch(self) -> None:
         raise NotImplementedError
