@@ -24,6 +24,10 @@ const RATE_EPSILON = 0.002;
 const PAUSED_TOLERANCE_MS = 2;
 // The first guess of how long a seek while playing takes; then measured.
 const SEEK_LATENCY_INITIAL_MS = 120;
+// play() takes a while to get frames moving (decoder and audio sink start): call it
+// this much before the scheduled start; then measured.
+const START_LATENCY_INITIAL_MS = 40;
+const START_LATENCY_MAX_MS = 250;
 const HAVE_FUTURE_DATA = 3;
 
 export class Engine {
@@ -40,10 +44,13 @@ export class Engine {
     this.seeks = 0;
     this.nudging = false;
     this.seekLatencyMs = SEEK_LATENCY_INITIAL_MS;
+    this.startLatencyMs = START_LATENCY_INITIAL_MS;
     this._startTimer = null;
+    this._startIssuedAt = null;
     this._seekStartedAt = null;
     video.addEventListener("loadedmetadata", () => this._follow(true));
     video.addEventListener("seeked", () => this._seeked());
+    video.addEventListener("playing", () => this._playing());
     this._ticker = setInterval(() => this._follow(false), TICK_MS);
   }
 
@@ -59,6 +66,7 @@ export class Engine {
     if (mediaChanged) this._load(state.media.url);
     clearTimeout(this._startTimer);
     this._startTimer = null;
+    this._startIssuedAt = null;
     this._follow(true);
     this.onState(state);
     return true;
@@ -113,11 +121,14 @@ export class Engine {
       return;
     }
     if (now < s.anchor_ms) {
+      if (this._startIssuedAt !== null) return; // started early on purpose: see startLatencyMs
       // A scheduled start: stand on the first frame, then start on time.
       if (!video.paused) video.pause();
       this._setRate(s.rate);
       if (Math.abs(video.currentTime - s.position) * 1000 > 1 && !video.seeking) this._seek(s.position);
-      if (!this._startTimer) this._startTimer = setTimeout(() => this._start(), s.anchor_ms - now);
+      if (!this._startTimer) {
+        this._startTimer = setTimeout(() => this._start(), Math.max(0, s.anchor_ms - now - this.startLatencyMs));
+      }
       return;
     }
     const duration = s.media.duration ?? video.duration;
@@ -139,7 +150,15 @@ export class Engine {
     const s = this.state;
     if (!s?.playing) return;
     this._setRate(s.rate);
+    this._startIssuedAt = this.clock.now();
     this._play();
+  }
+
+  _playing() {
+    if (this._startIssuedAt === null) return;
+    // Learn how long play() takes to get going here, so the next start is on time.
+    const took = this.clock.now() - this._startIssuedAt;
+    this.startLatencyMs = Math.min(START_LATENCY_MAX_MS, 0.6 * this.startLatencyMs + 0.4 * took);
   }
 
   _correct(s) {
