@@ -46,25 +46,40 @@ def _series(points: dict, metric: str) -> dict[tuple[str, str, str], list[tuple[
     return {key: sorted(values) for key, values in series.items()}
 
 
+CONFIG_COLORS = {"daphne/memory": "tab:blue", "daphne/redis": "tab:red", "uvicorn/memory": "tab:green",
+                 "uvicorn/redis": "tab:olive", "floor/floor": "grey"}
+
+
 def _line_plot(points: dict, metric: str, ylabel: str, title: str, log_y: bool) -> plt.Figure | None:
+    """One panel per transport, one line per server/layer (the floor dotted), x = viewers."""
     series = _series(points, metric)
     if not series:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for (transport, server, layer), values in sorted(series.items()):
-        xs, ys = zip(*values, strict=True)
-        floor = server == "floor"
-        label = f"{transport} floor" if floor else f"{transport} {server}/{layer}"
-        ax.plot(xs, ys, STYLES.get(layer, "-"), marker=MARKERS.get(server, "o"),
-                color=COLORS.get(transport, "grey"), alpha=0.45 if floor else 1.0, label=label)
-    ax.set_xscale("log")
-    if log_y:
-        ax.set_yscale("log")
-    ax.set_xlabel("viewers")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    transports = [t for t in ("poll", "longpoll", "sse", "ws") if any(key[0] == t for key in series)]
+    columns = min(2, len(transports))
+    rows = math.ceil(len(transports) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.8 * rows), squeeze=False, sharey=True)
+    for ax, transport in zip(axes.flat, transports, strict=False):
+        for (name, server, layer), values in sorted(series.items()):
+            if name != transport:
+                continue
+            xs, ys = zip(*values, strict=True)
+            config = f"{server}/{layer}"
+            ax.plot(xs, ys, STYLES.get(layer, "-"), marker=MARKERS.get(server, "o"),
+                    color=CONFIG_COLORS.get(config, "black"), label="floor" if server == "floor" else config)
+        ax.set_xscale("log")
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_title(transport)
+        ax.set_xlabel("viewers")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes.flat[len(transports):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 
