@@ -292,6 +292,13 @@ def cost_table(points: dict[tuple[str, int, str, str], Point], config: str) -> l
     return lines
 
 
+def _vs_floor(points: dict[tuple[str, int, str, str], Point], point: Point) -> str:
+    floor = _floor(points, point.first.transport, point.first.viewers)
+    if floor is None:
+        return ""
+    return f", {ratio(point.median('p99_ms'), floor.median('p99_ms'))} its floor"
+
+
 def reading(points: dict[tuple[str, int, str, str], Point], config: str) -> list[str]:
     """Sentences computed from the figures: who wins on latency, overhead and capacity, where each breaks."""
     lines: list[str] = []
@@ -301,11 +308,16 @@ def reading(points: dict[tuple[str, int, str, str], Point], config: str) -> list
                     key=lambda p: p.median("p99_ms"))
         if len(at) >= 2:
             best, runner_up = at[0], at[1]
-            lines.append(
-                f"- {viewers} viewers: lowest p99 is **{best.first.transport}** at {fmt(best.median('p99_ms'))} ms, "
-                f"{fmt(runner_up.median('p99_ms') / best.median('p99_ms'))}x better than {runner_up.first.transport} "
-                f"({fmt(runner_up.median('p99_ms'))} ms); slowest {at[-1].first.transport} "
-                f"({fmt(at[-1].median('p99_ms'))} ms).")
+            text = (f"- {viewers} viewers: lowest p99 is **{best.first.transport}** at "
+                    f"{fmt(best.median('p99_ms'))} ms{_vs_floor(points, best)}, "
+                    f"{fmt(runner_up.median('p99_ms') / best.median('p99_ms'))}x better than "
+                    f"{runner_up.first.transport} ({fmt(runner_up.median('p99_ms'))} ms{_vs_floor(points, runner_up)})")
+            if len(at) >= 3:
+                text += f"; slowest {at[-1].first.transport} ({fmt(at[-1].median('p99_ms'))} ms)"
+            costs = sorted(at, key=lambda p: p.median("server_cpu_pct_busy"))
+            cpu = ", ".join(f"{p.first.transport} {fmt(p.median('server_cpu_pct_busy'))} %" for p in costs)
+            text += f". Server CPU (busy): {cpu}."
+            lines.append(text)
     for transport in TRANSPORT_ORDER:
         series = [p for p in mine if p.first.transport == transport]
         if not series:

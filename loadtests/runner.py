@@ -409,8 +409,8 @@ def sweep(specs: list[RunSpec], settings: Settings, out_dir: Path, meta: dict[st
         for index, spec in enumerate(specs, start=1):
             try:
                 row, samples = run_one(spec, settings, out_dir, data_dir, index, len(specs))
-            except (RuntimeError, TimeoutError, OSError) as exc:
-                print(f"[{index}/{len(specs)}] {spec.run_id} failed: {exc}", flush=True)
+            except Exception as exc:  # one broken run must not lose a 30-minute sweep
+                print(f"[{index}/{len(specs)}] {spec.run_id} failed: {type(exc).__name__}: {exc}", flush=True)
                 continue
             rows.append(row)
             latencies[spec.run_id] = samples
