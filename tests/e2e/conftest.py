@@ -68,6 +68,9 @@ class Room:
         body.setdefault("client_ms", time.time() * 1000.0)
         return httpx.post(f"{self.server.url}/api/rooms/{self.slug}/commands", json=body)
 
+    def members(self) -> dict:
+        return httpx.get(f"{self.server.url}/api/rooms/{self.slug}/members").json()
+
     def policy(self, **body: object) -> None:
         assert httpx.post(f"{self.server.url}/api/rooms/{self.slug}/policy", json=body).status_code == 200
 

@@ -57,7 +57,8 @@ def test_upload_shows_progress_and_switches_everyone(browser: Browser, e2e_serve
             page.wait_for_function("() => window.vsync?.transport?.status === 'open'", timeout=10_000)
         uploader.evaluate("""() => { const bar = document.querySelector('#upload-progress');
             window.progressShown = false;
-            new MutationObserver(() => { window.progressShown ||= !bar.hidden; }).observe(bar, {attributes: true}); }""")
+            new MutationObserver(() => { window.progressShown ||= !bar.hidden; })
+              .observe(bar, {attributes: true}); }""")
         uploader.set_input_files("#upload", str(DEMO_FILE))
         uploader.wait_for_function("() => vsync.engine.state.media.source === 'upload'", timeout=20_000)
         watcher.wait_for_function("() => vsync.engine.state.media.source === 'upload' && "

@@ -38,6 +38,11 @@ def assert_in_sync(pages: list[Page], room, label: str) -> None:
     print(f"{label}: offsets from the room position (ms) {report}; own drift, clock offset {own}")
 
 
+def four_members(room) -> dict | None:
+    members = room.members()
+    return members if len(members["members"]) == 4 else None
+
+
 def settle(page: Page) -> None:
     page.wait_for_timeout(SETTLE_MS)
 
@@ -55,7 +60,10 @@ def test_four_transports_stay_on_one_frame_and_recover_from_a_restart(
                                    timeout=15_000)
         # The skewed page's corrected clock still reads server time.
         assert abs(longpoll.evaluate("() => vsync.clock.offsetMs") + SKEW_MS) < 50
-        ws.wait_for_timeout(1_500)  # a presence round so the start lead knows the round trips
+        # Every viewer reports presence over its own transport; the start lead follows their round trips.
+        members = wait_until(lambda: four_members(room), 10, message="four members")
+        assert sorted(m["transport"] for m in members["members"]) == sorted(TRANSPORTS)
+        assert members["start_lead_ms"] >= 200  # 100 ms each way
 
         gestures = 0
         poll.click("#c-play")
