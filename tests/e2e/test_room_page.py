@@ -69,3 +69,21 @@ def test_upload_shows_progress_and_switches_everyone(browser: Browser, e2e_serve
     finally:
         uploader.context.close()
         watcher.context.close()
+
+
+def test_a_video_that_fails_to_play_is_reported_for_re_resolution(browser: Browser, e2e_server: LiveServer,
+                                                                  make_room):
+    room = make_room("Broken media")
+    context = browser.new_context()
+    # What an expired stream URL looks like to the browser: something that is not the video.
+    context.route("**/media/demo.webm", lambda route: route.fulfill(status=403, body=b"expired",
+                                                                     content_type="text/plain"))
+    page = context.new_page()
+    try:
+        with page.expect_request("**/media/error", timeout=10_000) as reported:
+            page.goto(f"{e2e_server.url}/r/{room.slug}?transport=ws")
+        body = reported.value.post_data_json
+        assert body == {"client_id": page.evaluate("() => vsync.clientId"), "url": "/media/demo.webm"}
+        assert "failed" in page.inner_text("#media-status")
+    finally:
+        context.close()
