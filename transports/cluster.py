@@ -152,17 +152,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cluster = Cluster(processes=args.processes, base_port=args.base_port, redis_port=args.redis_port,
                       server=args.server)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    for stop_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        # SIGINT too: a shell starts background jobs with it ignored, and Ctrl-C must still work.
+        signal.signal(stop_signal, lambda *_: sys.exit(0))
     with cluster:
         print(f"redis: {cluster.redis_url}")
         for url in cluster.urls:
             print(f"vsync ({args.server}): {url}")
         print("Ctrl-C stops them all.", flush=True)
-        try:
-            while all(child.poll() is None for child in cluster.children):
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+        while all(child.poll() is None for child in cluster.children):
+            time.sleep(0.5)
 
 
 if __name__ == "__main__":
