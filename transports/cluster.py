@@ -25,6 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ("daphne", "uvicorn")
 # The same keepalive daphne uses by default (see transports.websocket), given to uvicorn explicitly.
 UVICORN_WS_PING = ["--ws-ping-interval", "20", "--ws-ping-timeout", "30"]
+# Messages over 16 KiB get an error reply from vsync; this bounds what the server buffers
+# before vsync sees it (beyond it uvicorn closes the socket with 1009).
+UVICORN_WS_MAX_BYTES = 1024 * 1024
 START_TIMEOUT_S = 30.0
 
 
@@ -35,7 +38,7 @@ def server_command(server: str, port: int, host: str = "127.0.0.1") -> list[str]
     if server == "uvicorn":
         return [sys.executable, "-m", "uvicorn", "vsync.asgi:application", "--host", host, "--port", str(port),
                 "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio", "--log-level", "warning",
-                "--no-access-log", *UVICORN_WS_PING]
+                "--no-access-log", "--ws-max-size", str(UVICORN_WS_MAX_BYTES), *UVICORN_WS_PING]
     raise ValueError(f"server must be one of {SERVERS}")
 
 
