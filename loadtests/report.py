@@ -130,7 +130,7 @@ def write_results(out_dir: Path, rows: list[Row], latencies: dict[str, list[floa
     from loadtests import plots
 
     plot_files = plots.write_plots(out_dir, rows, cdf)
-    (out_dir / "report.md").write_text(render_report(rows, meta, plot_files))
+    (out_dir / "report.md").write_text(render_report(rows, meta, plot_files, reading_by_hand(out_dir)))
 
 
 def rewrite_report(out_dir: Path, meta: dict[str, Any] | None = None) -> list[str]:
@@ -141,8 +141,15 @@ def rewrite_report(out_dir: Path, meta: dict[str, Any] | None = None) -> list[st
     if meta is not None:
         (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     files = plots.write_plots(out_dir, rows, cdf)
-    (out_dir / "report.md").write_text(render_report(rows, meta if meta is not None else stored, files))
+    (out_dir / "report.md").write_text(render_report(rows, meta if meta is not None else stored, files,
+                                                     reading_by_hand(out_dir)))
     return files
+
+
+def reading_by_hand(out_dir: Path) -> str:
+    """A person's reading of the figures, kept in reading.md beside them so that rewriting keeps it."""
+    path = out_dir / "reading.md"
+    return path.read_text().strip() if path.exists() else ""
 
 
 def _csv_value(value: Any) -> Any:
@@ -339,7 +346,9 @@ def reading(points: dict[tuple[str, int, str, str], Point], config: str) -> list
                            f"{fmt(first.first.commands_per_s_set)}/s")
             if transport != "poll" and first.median("delivered_ratio") < HOLD_DELIVERED:
                 why.append(f"{fmt(100 * first.median('delivered_ratio'), 0)} % of messages delivered")
-            text += f"; at {first.first.viewers} it breaks ({', '.join(why) or 'no samples'})"
+            if not first.median("samples"):
+                why.append("no version propagated: no command got through during the run")
+            text += f"; at {first.first.viewers} it breaks ({', '.join(why)})"
         bound = [p.first.viewers for p in series if any(r.client_bound for r in p.rows)]
         if bound:
             text += f"; the load generator was CPU-bound at {', '.join(map(str, bound))} viewers"
@@ -362,7 +371,7 @@ def idle_table(rows: list[Row]) -> list[str]:
     return lines
 
 
-def render_report(rows: list[Row], meta: dict[str, Any], plot_files: list[str]) -> str:
+def render_report(rows: list[Row], meta: dict[str, Any], plot_files: list[str], by_hand: str = "") -> str:
     idle_rows = [r for r in rows if r.scenario == "idle"]
     rows = [r for r in rows if r.scenario != "idle"]
     points = group(rows)
@@ -381,6 +390,8 @@ def render_report(rows: list[Row], meta: dict[str, Any], plot_files: list[str]) 
             "(short polling: plus one poll interval). Client "
             f"CPU is the locust processes' total (100 = one core); a process above {CLIENT_BOUND_PCT:.0f} % marks "
             "the run client-bound. Where repeats exist, figures are medians with (min-max).", ""]
+    if by_hand:
+        out += [by_hand, ""]
     for config in _configs(points):
         out += [f"## {config}", "", "### Latency and correctness", "", *latency_table(points, config), "",
                 "### Overhead and server cost", "", *cost_table(points, config), "",

@@ -31,9 +31,10 @@ from loadtests.report import Row, write_results
 ROOT = Path(__file__).resolve().parent.parent
 VIEWER_CLASSES = {"poll": "PollViewer", "longpoll": "LongPollViewer", "sse": "SSEViewer", "ws": "WebSocketViewer"}
 FLOOR = "floor"
-# Measured on the 2-core machine against the floor: at 1,000 WebSocket viewers one locust process
-# gave p99 40 ms and two gave 74-111 ms (the extra processes compete with the server for two cores);
-# at 2,500 two processes cut p50 from 120 to 41 ms at a similar p99. So: one process per 1,000.
+# Measured on the 2-core machine against the floor (single runs): at 1,000 viewers one locust process
+# gave p99 40 ms (WebSocket) and 62 ms (SSE), two gave 111 and 74 ms (the extra processes compete with
+# the server for two cores); at 2,500 two processes cut p50 from 120 to 41 ms at a similar p99.
+# So: one process per 1,000 viewers.
 VIEWERS_PER_LOCUST_PROCESS = 1000
 SAMPLE_EVERY_S = 0.5
 

@@ -103,3 +103,11 @@ def test_idle_runs_get_their_own_table_and_stay_out_of_the_comparison():
     assert "## Idle cost" in text
     assert "| longpoll | 200 | daphne/memory |" in text
     assert "**longpoll**" not in text  # no capacity reading from an idle run
+
+
+def test_a_reading_by_hand_survives_rewriting(tmp_path):
+    write_results(tmp_path, ROWS, {r.run_id: [1.0] for r in ROWS}, {"date": "d"})
+    (tmp_path / "reading.md").write_text("## Reading\n\nSSE and WebSocket tie.\n")
+    rewrite_report(tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert text.index("SSE and WebSocket tie.") < text.index("## daphne/memory")
