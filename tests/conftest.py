@@ -28,3 +28,10 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(data_dir=tmp_path).start()
     yield server
     server.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the browser tests last: Playwright's sync API keeps an event loop running in the
+    main thread for as long as its session-scoped browser lives, and asyncio.run() in the
+    transport tests refuses to start inside it."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
