@@ -21,7 +21,8 @@ from django.http import HttpRequest, HttpResponse
 from django.http.request import validate_host
 from django.views.decorators.csrf import csrf_exempt
 
-from rooms.commands import MAX_BODY_BYTES
+from rooms.commands import MAX_BODY_BYTES, parse_json
+from rooms.state import InvalidCommand
 
 
 def json_response(body: Any, status: int = 200, **headers: str) -> HttpResponse:
@@ -68,3 +69,13 @@ def api_write(max_body: int = MAX_BODY_BYTES) -> Callable[[Callable[..., HttpRes
         return wrapper
 
     return decorate
+
+
+def answer_json_body(request: HttpRequest, slug: str, submit: Callable[[str, Any], Any]) -> HttpResponse:
+    """Decode the request's JSON body and hand it to an intake function; its Outcome is the answer."""
+    try:
+        data = parse_json(request.body)
+    except InvalidCommand as exc:
+        return json_error(400, exc.error, exc.field)
+    outcome = submit(slug, data)
+    return json_response(outcome.body, status=outcome.status, Cache_Control="no-store")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rooms.commands import parse_json
 from rooms.models import Room
 from rooms.state import InvalidCommand
-from transports.http import api_write, json_error, json_response
+from transports.http import answer_json_body, api_write, json_error, json_response
 from transports.intake import members_body, submit_presence
 
 
@@ -24,12 +24,7 @@ class PolicyChange(BaseModel):
 @require_POST
 @api_write()
 def room_presence(request: HttpRequest, slug: str) -> HttpResponse:
-    try:
-        data = parse_json(request.body)
-    except InvalidCommand as exc:
-        return json_error(400, exc.error, exc.field)
-    outcome = submit_presence(slug, data)
-    return json_response(outcome.body, status=outcome.status, Cache_Control="no-store")
+    return answer_json_body(request, slug, submit_presence)
 
 
 @require_GET

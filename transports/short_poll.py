@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_http_methods
 
-from rooms.commands import parse_json
 from rooms.models import Room
-from rooms.state import InvalidCommand
-from transports.http import api_write, json_error, json_response
+from transports.http import answer_json_body, api_write, json_error, json_response
 from transports.intake import submit_command
 
 
@@ -44,10 +40,4 @@ def room_state(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["POST"])
 @api_write()
 def room_commands(request: HttpRequest, slug: str) -> HttpResponse:
-    try:
-        data = parse_json(request.body)
-    except InvalidCommand as exc:
-        return json_error(400, exc.error, exc.field)
-    outcome = submit_command(slug, data)
-    return HttpResponse(json.dumps(outcome.body, allow_nan=False), status=outcome.status,
-                        content_type="application/json")
+    return answer_json_body(request, slug, submit_command)

@@ -83,7 +83,7 @@ const presence = new Presence({
   getTransport: () => transport,
   report: () => ({
     client_id: clientId, name: nickname.value.trim(), transport: transport.name,
-    rtt_ms: clock.rttMs, status: engine.status, drift_ms: engine.driftMs === null ? null : Math.round(engine.driftMs * 10) / 10,
+    rtt_ms: clock.rttMs === null ? null : clock.rttMs + transport.pickupDelayMs, status: engine.status, drift_ms: engine.driftMs === null ? null : Math.round(engine.driftMs * 10) / 10,
   }),
   onMembers: (body) => {
     renderMembers($("members"), body.members, clientId);

@@ -43,6 +43,9 @@ class Adapter {
     this.onReconnect = onReconnect;
     this.version = 0;
     this.attempt = 0;
+    // How much later than a push transport this one can see a change: the start lead
+    // the server derives from presence must cover it, so it is added to the reported round trip.
+    this.pickupDelayMs = 0;
     this.reconnects = 0;
     this.status = "connecting";
     this.stopped = true;
@@ -98,6 +101,11 @@ class Adapter {
 }
 
 class PollAdapter extends Adapter {
+  constructor(name, options) {
+    super(name, options);
+    this.pickupDelayMs = POLL_INTERVAL_MS;
+  }
+
   async run() {
     const signal = this.abort.signal;
     while (!this.stopped) {
