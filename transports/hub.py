@@ -107,6 +107,18 @@ class Hub:
             raise
         return room
 
+    async def current(self, slug: str) -> Snapshot:
+        """The room's newest snapshot as this process knows it, subscribing to the room if needed.
+
+        For short polling: the subscription lingers ROOM_LINGER_S after the last poll, so a
+        room polled every second is read from memory, not from the database.
+        """
+        room = await self._room(slug)
+        if not room.streams:
+            room.idle_since = time.monotonic()
+        assert room.newest is not None  # _join delivered the state it read
+        return room.newest
+
     def newest(self, slug: str) -> Snapshot | None:
         room = self._rooms.get(slug)
         return room.newest if room is not None else None

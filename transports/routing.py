@@ -14,15 +14,16 @@ from typing import Any
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
-from transports import long_poll, sse
+from transports import long_poll, short_poll, sse
 from transports.asgi_http import Receive, Scope, Send
 from transports.websocket import RoomSocket
 
 PUSH_PATHS = {
+    "state": short_poll.app,
     "poll": long_poll.app,
     "events": sse.app,
 }
-_PUSH_PATH = re.compile(r"^/api/rooms/(?P<slug>[^/]+)/(?P<kind>poll|events)/?$")
+_PUSH_PATH = re.compile(r"^/api/rooms/(?P<slug>[^/]+)/(?P<kind>state|poll|events)/?$")
 
 
 class PushRouter:

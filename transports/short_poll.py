@@ -1,4 +1,10 @@
-"""Short polling: the current state with an ETag, 304 when the client already has it."""
+"""Short polling: the current state with an ETag, 304 when the client already has it.
+
+Served as raw ASGI in front of Django (transports.routing) from the hub's newest
+snapshot, already encoded: a poll costs no database read and no thread hop. The
+Django view below reads the database and serves the same answer where the ASGI
+router is not in front (Django's test client, WSGI).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_http_methods
 
 from rooms.models import Room
+from transports.asgi_http import Receive, Scope, Send, header, respond, respond_error
 from transports.http import answer_json_body, api_write, json_error, json_response
+from transports.hub import NoSuchRoom, hub
 from transports.intake import submit_command
 
 
@@ -20,6 +28,23 @@ def etag_matches(header: str | None, version: int) -> bool:
     wanted = etag_for(version)
     tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
     return "*" in tags or wanted in tags
+
+
+async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
+    if scope["method"] not in ("GET", "HEAD"):
+        await respond_error(send, 405, "use GET")
+        return
+    try:
+        snapshot = await hub.current(slug)
+    except NoSuchRoom:
+        await respond_error(send, 404, f"no room {slug!r}")
+        return
+    if_none_match = header(scope, b"if-none-match")
+    if etag_matches(if_none_match.decode("latin-1") if if_none_match else None, snapshot.version):
+        await respond(send, 304, headers=[(b"etag", etag_for(snapshot.version).encode())])
+        return
+    await send(snapshot.poll_start)
+    await send(snapshot.poll_body if scope["method"] == "GET" else {"type": "http.response.body", "body": b""})
 
 
 @require_http_methods(["GET", "HEAD"])
