@@ -1,9 +1,8 @@
 """Short polling: the current state with an ETag, 304 when the client already has it.
 
 Served as raw ASGI in front of Django (transports.routing) from the hub's newest
-snapshot, already encoded: a poll costs no database read and no thread hop. The
-Django view below reads the database and serves the same answer where the ASGI
-router is not in front (Django's test client, WSGI).
+snapshot, already encoded: a poll costs no database read and no thread hop.
+Commands (POST .../commands) stay a Django view: they write to the database anyway.
 """
 
 from __future__ import annotations
@@ -11,9 +10,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_http_methods
 
-from rooms.models import Room
 from transports.asgi_http import Receive, Scope, Send, header, respond, respond_error
-from transports.http import answer_json_body, api_write, json_error, json_response
+from transports.http import answer_json_body, api_write
 from transports.hub import NoSuchRoom, hub
 from transports.intake import submit_command
 
@@ -45,21 +43,6 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
         return
     await send(snapshot.poll_start)
     await send(snapshot.poll_body if scope["method"] == "GET" else {"type": "http.response.body", "body": b""})
-
-
-@require_http_methods(["GET", "HEAD"])
-def room_state(request: HttpRequest, slug: str) -> HttpResponse:
-    row = Room.objects.filter(slug=slug).values_list("state", flat=True).first()
-    if row is None:
-        return json_error(404, f"no room {slug!r}")
-    version = row["version"]
-    headers = {"ETag": etag_for(version), "Cache-Control": "no-cache"}
-    if etag_matches(request.headers.get("If-None-Match"), version):
-        response = HttpResponse(status=304)
-        for name, value in headers.items():
-            response[name] = value
-        return response
-    return json_response(row, **headers)
 
 
 @require_http_methods(["POST"])

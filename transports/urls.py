@@ -16,11 +16,11 @@ def _served_by_asgi(request: HttpRequest, slug: str) -> HttpResponse:
 urlpatterns = [
     path("api/time", clock.server_time, name="api-time"),
     path("api/rooms", rooms_api.rooms_collection, name="api-rooms"),
-    path("api/rooms/<str:slug>/state", short_poll.room_state, name="api-room-state"),
     path("api/rooms/<str:slug>/commands", short_poll.room_commands, name="api-room-commands"),
     path("api/rooms/<str:slug>/media", media_api.room_media_upload, name="api-room-media"),
     path("api/rooms/<str:slug>/media/error", media_api.room_media_error, name="api-room-media-error"),
     # Served in front of Django by transports.routing.PushRouter (raw ASGI); named here for reverse().
+    path("api/rooms/<str:slug>/state", _served_by_asgi, name="api-room-state"),
     path("api/rooms/<str:slug>/poll", _served_by_asgi, name="api-room-poll"),
     path("api/rooms/<str:slug>/events", _served_by_asgi, name="api-room-events"),
     path("api/rooms/<str:slug>/presence", presence_api.room_presence, name="api-room-presence"),

@@ -40,11 +40,7 @@ def test_a_refresh_keeps_the_position_at_every_time(playing, position, anchor_of
 @pytest.fixture
 def page_room(db, media_settings, media_site):
     """A room playing the stream of the test site's page, started at 12 s."""
-    resolved = resolve_media(f"{media_site.url}/page.html")
-    room = room_create(name="Page", media=resolved.media, media_page_url=resolved.page_url,
-                       media_expires_ms=resolved.expires_ms)
-    room_server_command(slug=room.slug, type="play", position=12.0)
-    return Room.objects.get(pk=room.pk)
+    return fixtures.create_page_room(media_site, playing_from=12.0)
 
 
 def test_a_media_command_records_where_its_media_came_from(db, media_settings, media_site):

@@ -144,3 +144,16 @@ def media_site() -> Iterator[MediaSite]:
     site = MediaSite().start()
     yield site
     site.stop()
+
+
+def create_page_room(site: MediaSite, *, playing_from: float):
+    """A room playing the stream of the test site's page (resolved by yt-dlp), playing from ``playing_from`` s."""
+    from rooms.models import Room
+    from rooms.services import room_create, room_server_command
+    from rooms.sources import resolve_media
+
+    resolved = resolve_media(f"{site.url}/page.html")
+    room = room_create(name="Page", media=resolved.media, media_page_url=resolved.page_url,
+                       media_expires_ms=resolved.expires_ms)
+    room_server_command(slug=room.slug, type="play", position=playing_from)
+    return Room.objects.get(pk=room.pk)

@@ -168,36 +168,8 @@ def test_get_on_commands_is_405(client):
     assert client.get(URL).status_code == 405
 
 
-def test_state_has_an_etag_and_a_matching_if_none_match_is_304(client):
-    response = client.get("/api/rooms/demo/state")
-    assert response.status_code == 200
-    assert response["ETag"] == '"1"'
-    assert response.json()["version"] == 1
-    not_modified = client.get("/api/rooms/demo/state", headers={"If-None-Match": '"1"'})
-    assert not_modified.status_code == 304
-    assert not_modified.content == b""
-
-
-def test_a_new_version_changes_the_etag(client):
-    post(client, body())
-    response = client.get("/api/rooms/demo/state", headers={"If-None-Match": '"1"'})
-    assert response.status_code == 200
-    assert response["ETag"] == '"2"'
-
-
-def test_state_of_unknown_room_is_404(client):
-    assert client.get("/api/rooms/nope/state").status_code == 404
-
-
 def test_time_is_server_epoch_ms_and_never_cached(client):
     before = now_ms()
     response = client.get("/api/time")
     assert response["Cache-Control"] == "no-store"
     assert before - 1 <= response.json()["server_ms"] <= now_ms() + 1
-
-
-def test_demo_room_exists_after_migrate_playing_the_bundled_video(client):
-    state = client.get("/api/rooms/demo/state").json()
-    assert state["media"]["url"] == "/media/demo.webm"
-    assert state["media"]["source"] == "demo"
-    assert client.get("/media/demo.webm", headers={"Range": "bytes=0-3"}).status_code == 206

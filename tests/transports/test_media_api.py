@@ -16,7 +16,7 @@ import pytest
 
 from rooms.models import Room
 from rooms.services import room_create, room_server_command
-from rooms.sources import DEMO_MEDIA, resolve_media
+from rooms.sources import DEMO_MEDIA
 from tests.support import media_site as fixtures
 from tests.support.media_site import DEMO_WEBM, MediaSite
 from tests.support.servers import LiveServer, migrate, server_env
@@ -153,11 +153,7 @@ def report(client, slug, url, client_id="c-1"):
 
 @pytest.fixture
 def page_room(db, media_settings, media_site):
-    resolved = resolve_media(f"{media_site.url}/page.html")
-    room = room_create(name="Page", media=resolved.media, media_page_url=resolved.page_url,
-                       media_expires_ms=resolved.expires_ms)
-    room_server_command(slug=room.slug, type="play", position=5.0)
-    return Room.objects.get(pk=room.pk)
+    return fixtures.create_page_room(media_site, playing_from=5.0)
 
 
 def test_a_playback_error_report_re_resolves_and_keeps_the_position(client, page_room):
