@@ -17,6 +17,8 @@ def open_viewer(browser: Browser, base_url: str, slug: str, transport: str, *, s
                 name: str | None = None) -> Page:
     """A room page in its own context (own cache and storage), optionally with a skewed clock."""
     context = browser.new_context(viewport={"width": 1280, "height": 720})
+    # The machine's own wall clock, kept before any skew: readings are stamped with it.
+    context.add_init_script("window.__realNow = Date.now.bind(Date);")
     if skew_ms:
         context.add_init_script(f"""(() => {{
             const skew = {skew_ms};
@@ -31,32 +33,47 @@ def open_viewer(browser: Browser, base_url: str, slug: str, transport: str, *, s
     return page
 
 
-READ_JS = """() => { const v = document.querySelector('video');
-  return {position: v.currentTime, paused: v.paused, rate: v.playbackRate, version: window.vsync.engine.version,
-          drift_ms: window.vsync.engine.driftMs, offset_ms: window.vsync.clock.offsetMs}; }"""
+# Each page reads its video several times around one agreed wall-clock instant, stamping every
+# reading with the machine's own clock in the same task that reads `currentTime`. Chromium's
+# `currentTime` moves in small steps while its pitch-preserving stretcher runs (rate != 1, a
+# few ms either way), so one reading per page would measure that sawtooth, not the video.
+SCHEDULE_READ_JS = """([at, count, spacing]) => {
+  window.__vsyncReading = null;
+  const v = document.querySelector('video'), samples = [];
+  const take = () => {
+    samples.push({at_ms: window.__realNow(), position: v.currentTime, paused: v.paused, rate: v.playbackRate});
+    if (samples.length < count) { setTimeout(take, spacing); return; }
+    window.__vsyncReading = {samples, version: window.vsync.engine.version, drift_ms: window.vsync.engine.driftMs,
+                             offset_ms: window.vsync.clock.offsetMs};
+  };
+  setTimeout(take, Math.max(0, at - window.__realNow()));
+}"""
+SAMPLES_PER_READ = 11
+SAMPLE_SPACING_MS = 16
 
 
 def read_positions(pages: list[Page]) -> tuple[float, list[dict]]:
-    """Every page's video position, corrected to one instant (server time; the server runs on this machine).
+    """Every page's video position at one instant (server time: the server runs on this machine).
 
-    A reading is stamped at the midpoint of its evaluate round trip; the fastest of three is kept.
+    All pages sample around the same moment; each sample is carried to the instant at the rate
+    the video was playing, and the median of a page's samples is its reading.
     """
+    instant = time.time() * 1000.0 + 40.0 + 15.0 * len(pages)
+    first = instant - SAMPLES_PER_READ // 2 * SAMPLE_SPACING_MS
+    for page in pages:
+        page.evaluate(SCHEDULE_READ_JS, [first, SAMPLES_PER_READ, SAMPLE_SPACING_MS])
     readings = []
     for page in pages:
-        best = None
-        for _ in range(3):
-            before = time.time() * 1000.0
-            value = page.evaluate(READ_JS)
-            after = time.time() * 1000.0
-            if best is None or after - before < best[2]:
-                best = (value, (before + after) / 2, after - before)
-        readings.append(best)
-    instant = readings[0][1]
-    corrected = []
-    for value, at_ms, _ in readings:
-        advance = 0.0 if value["paused"] else value["rate"] * (instant - at_ms) / 1000.0
-        corrected.append({**value, "position": value["position"] + advance})
-    return instant, corrected
+        handle = page.wait_for_function("() => window.__vsyncReading", timeout=5_000)
+        reading = handle.json_value()
+        carried = sorted(sample["position"] + (0.0 if sample["paused"] else
+                                               sample["rate"] * (instant - sample["at_ms"]) / 1000.0)
+                         for sample in reading["samples"])
+        last = reading["samples"][-1]
+        readings.append({"position": carried[len(carried) // 2], "paused": last["paused"], "rate": last["rate"],
+                         "version": reading["version"], "drift_ms": reading["drift_ms"],
+                         "offset_ms": reading["offset_ms"]})
+    return instant, readings
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):

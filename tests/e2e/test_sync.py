@@ -27,15 +27,16 @@ def assert_in_sync(pages: list[Page], room, label: str) -> None:
     instant, readings = read_positions(pages)
     expected = state.position_at(instant)
     report = {t: round((r["position"] - expected) * 1000, 1) for t, r in zip(TRANSPORTS, readings, strict=True)}
+    own = {t: (round(r["drift_ms"], 1), round(r["offset_ms"], 1)) for t, r in zip(TRANSPORTS, readings, strict=True)}
+    detail = f"offsets from the room position (ms) {report}; own drift, clock offset {own}"
+    print(f"{label}: {detail}")
     assert all(r["version"] == state.version for r in readings), f"{label}: versions {readings} vs {state.version}"
     for (a, ra), (b, rb) in itertools.combinations(zip(TRANSPORTS, readings, strict=True), 2):
         gap_ms = abs(ra["position"] - rb["position"]) * 1000
-        assert gap_ms <= AGREEMENT_MS, f"{label}: {a} and {b} differ by {gap_ms:.1f} ms; offsets {report}"
+        assert gap_ms <= AGREEMENT_MS, f"{label}: {a} and {b} differ by {gap_ms:.1f} ms; {detail}"
     for transport, reading in zip(TRANSPORTS, readings, strict=True):
         off_ms = abs(reading["position"] - expected) * 1000
-        assert off_ms <= AGREEMENT_MS, f"{label}: {transport} is {off_ms:.1f} ms off the room; offsets {report}"
-    own = {t: (round(r["drift_ms"], 1), round(r["offset_ms"], 1)) for t, r in zip(TRANSPORTS, readings, strict=True)}
-    print(f"{label}: offsets from the room position (ms) {report}; own drift, clock offset {own}")
+        assert off_ms <= AGREEMENT_MS, f"{label}: {transport} is {off_ms:.1f} ms off the room; {detail}"
 
 
 def four_members(room) -> dict | None:

@@ -1,5 +1,9 @@
-// Server time, NTP-style: a burst of /api/time exchanges, trust the lowest round trip.
-// Every room computation uses clock.now(), never the local clock directly.
+// Server time, NTP-style: bursts of /api/time exchanges. Neither leg of an exchange
+// can take less than no time, so each sample pins the offset to within half its round
+// trip of its own reading; the estimate is the middle of what all recent samples allow
+// together (the intersection of their bounds), which narrows with every sample instead
+// of waiting for one lucky exchange. Every room computation uses clock.now(), never the
+// local clock directly.
 
 // A burst long enough that one exchange usually dodges queueing on both legs.
 const BURST = 8;
@@ -7,8 +11,11 @@ const RESYNC_BURST = 5;
 const REFINE_SAMPLES = 20;
 // Crystal drift is tens of ppm: 30 s between re-syncs keeps it under 2 ms.
 const RESYNC_MS = 30_000;
-// An old sample's uncertainty grows with age, so a fresh, slightly slower sample can replace it.
+// A sample's bound widens with its age by the local crystal's possible drift (50 ppm).
 const AGING_MS_PER_S = 0.05;
+// The samples that take part in the estimate.
+const KEEP_SAMPLES = 40;
+const KEEP_MS = 120_000;
 
 export const localMs = () => performance.timeOrigin + performance.now();
 
@@ -18,8 +25,8 @@ export class Clock {
     this.offsetMs = 0;
     this.rttMs = null;
     this.uncertaintyMs = null;
-    this.sampledAt = 0;
     this.synced = false;
+    this._samples = [];
     this.listeners = new Set();
     this._syncing = null;
   }
@@ -60,30 +67,44 @@ export class Clock {
   sync(count = BURST) {
     if (this._syncing) return this._syncing;
     this._syncing = (async () => {
-      let best = null;
+      let fastest = null;
       for (let i = 0; i < count; i++) {
         try {
           const sample = await this.sample();
-          if (!best || sample.rttMs < best.rttMs) best = sample;
+          this._samples.push(sample);
+          if (!fastest || sample.rttMs < fastest.rttMs) fastest = sample;
         } catch {
           break; // offline: keep what we have, the transport reconnect triggers another sync
         }
       }
-      if (best) this._consider(best);
+      if (fastest) {
+        this.rttMs = fastest.rttMs;
+        this._estimate();
+      }
       this._syncing = null;
       return this.synced;
     })();
     return this._syncing;
   }
 
-  _consider(sample) {
-    const age = (localMs() - this.sampledAt) / 1000;
-    const current = this.uncertaintyMs === null ? Infinity : this.uncertaintyMs + age * AGING_MS_PER_S;
-    if (sample.rttMs / 2 > current) return;
-    this.offsetMs = sample.offsetMs;
-    this.rttMs = sample.rttMs;
-    this.uncertaintyMs = sample.rttMs / 2;
-    this.sampledAt = sample.at;
+  _estimate() {
+    const now = localMs();
+    this._samples = this._samples.filter((s) => now - s.at <= KEEP_MS).slice(-KEEP_SAMPLES);
+    let lower = -Infinity;
+    let upper = Infinity;
+    for (const sample of this._samples) {
+      const slack = sample.rttMs / 2 + ((now - sample.at) / 1000) * AGING_MS_PER_S;
+      lower = Math.max(lower, sample.offsetMs - slack);
+      upper = Math.min(upper, sample.offsetMs + slack);
+    }
+    if (lower > upper) {
+      // The bounds contradict each other: a clock was set. Start over from the newest sample.
+      this._samples = this._samples.slice(-1);
+      this._estimate();
+      return;
+    }
+    this.offsetMs = (lower + upper) / 2;
+    this.uncertaintyMs = (upper - lower) / 2;
     this.synced = true;
     for (const listener of this.listeners) listener(this);
   }

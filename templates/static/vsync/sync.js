@@ -18,6 +18,13 @@ export const DRIFT = {
   SEEK_MS: 400,
 };
 const TICK_MS = 100;
+// The position is sampled this often and the drift is the median of the last
+// DRIFT_WINDOW samples: while the pitch-preserving stretcher runs (room rate != 1)
+// Chromium's currentTime wanders a few ms either way from one read to the next.
+const SAMPLE_MS = 25;
+const DRIFT_WINDOW = 8;
+// Nudges move in steps of this much: every rate assignment restarts the stretcher.
+const NUDGE_STEP = 0.005;
 // Below this change the rate is left alone: every assignment wakes the audio stretcher.
 const RATE_EPSILON = 0.002;
 // A paused video this far from the room's position is moved there.
@@ -51,7 +58,9 @@ export class Engine {
     video.addEventListener("loadedmetadata", () => this._follow(true));
     video.addEventListener("seeked", () => this._seeked());
     video.addEventListener("playing", () => this._playing());
-    this._ticker = setInterval(() => this._follow(false), TICK_MS);
+    this._samples = [];
+    this._ticks = 0;
+    this._ticker = setInterval(() => this._tick(), SAMPLE_MS);
   }
 
   // Apply a state if it is newer than anything seen; returns whether it was.
@@ -67,6 +76,7 @@ export class Engine {
     clearTimeout(this._startTimer);
     this._startTimer = null;
     this._startIssuedAt = null;
+    this._samples = [];
     this._follow(true);
     this.onState(state);
     return true;
@@ -100,6 +110,29 @@ export class Engine {
     clearTimeout(this._startTimer);
   }
 
+  _tick() {
+    this._sample();
+    this._ticks += 1;
+    if (this._ticks % (TICK_MS / SAMPLE_MS) === 0) this._follow(false);
+  }
+
+  // Record the drift while the video plays steadily on the room's trajectory.
+  _sample() {
+    const s = this.state;
+    const video = this.video;
+    if (!s?.playing || video.paused || video.seeking || video.readyState < HAVE_FUTURE_DATA) return;
+    const now = this.clock.now();
+    if (now < s.anchor_ms) return;
+    this._samples.push((video.currentTime - this.positionAt(now)) * 1000);
+    if (this._samples.length > DRIFT_WINDOW) this._samples.shift();
+  }
+
+  _smoothedDrift(raw) {
+    if (this._samples.length < 3) return raw;
+    const sorted = [...this._samples].sort((a, b) => a - b);
+    return sorted[sorted.length >> 1];
+  }
+
   _load(url) {
     this.video.src = url;
     this.video.load();
@@ -112,7 +145,8 @@ export class Engine {
     if (!s || video.readyState === 0) return;
     const now = this.clock.now();
     const expected = this.positionAt(now);
-    this.driftMs = (video.currentTime - expected) * 1000;
+    const raw = (video.currentTime - expected) * 1000;
+    this.driftMs = s.playing && !video.paused ? this._smoothedDrift(raw) : raw;
 
     if (!s.playing) {
       this._setRate(s.rate);
@@ -176,11 +210,18 @@ export class Engine {
       this._setRate(s.rate);
       return;
     }
-    const nudge = Math.max(-DRIFT.NUDGE_MAX, Math.min(DRIFT.NUDGE_MAX, drift / 1000 / DRIFT.CORRECTION_S));
+    const wanted = Math.max(-DRIFT.NUDGE_MAX, Math.min(DRIFT.NUDGE_MAX, drift / 1000 / DRIFT.CORRECTION_S));
+    const nudge = Math.round(wanted / NUDGE_STEP) * NUDGE_STEP;
     this._setRate(s.rate * (1 - nudge));
   }
 
   _setRate(rate) {
+    // Chromium's pitch-preserving stretcher (WSOLA) stalls for 15-60 ms whenever the rate
+    // leaves 1 and moves `currentTime` in steps of a few ms while it runs; plain resampling
+    // changes rate cleanly (measured: see README). At the room rate of 1 a nudge therefore
+    // resamples (a brief pitch shift of at most NUDGE_MAX); other room rates keep the pitch.
+    const preservePitch = this.state !== null && this.state.rate !== 1;
+    if (this.video.preservesPitch !== preservePitch) this.video.preservesPitch = preservePitch;
     if (Math.abs(this.video.playbackRate - rate) > RATE_EPSILON || (rate === this.state?.rate && this.video.playbackRate !== rate)) {
       this.video.playbackRate = rate;
     }
@@ -188,6 +229,7 @@ export class Engine {
 
   _seek(position) {
     this.seeks += 1;
+    this._samples = [];
     this._seekStartedAt = performance.now();
     this.video.currentTime = position;
   }
