@@ -22,7 +22,18 @@ from importlib import metadata
 from pathlib import Path
 
 from loadtests.report import rewrite_report
-from loadtests.runner import FLOOR, ROOT, VIEWER_CLASSES, RunSpec, Servers, Settings, create_room, stop_process, sweep
+from loadtests.runner import (
+    FLOOR,
+    ROOT,
+    VIEWER_CLASSES,
+    RunSpec,
+    Servers,
+    Settings,
+    create_room,
+    parallel_runs,
+    stop_process,
+    sweep,
+)
 
 RESULTS = ROOT / "loadtests" / "results"
 ALL = ("poll", "longpoll", "sse", "ws")
@@ -103,7 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings(duration_s=args.duration or 20.0, command_rate=args.command_rate,
                         poll_interval=args.poll_interval, longpoll_timeout=args.longpoll_timeout,
                         redis_processes=args.redis_processes, locust_processes=args.locust_processes,
-                        quiet=args.quiet)
+                        parallel=args.parallel, quiet=args.quiet)
+    at_once = parallel_runs(specs, settings)
     load = os.getloadavg()
     meta = {"date": now.strftime("%Y-%m-%d %H:%M UTC"), "command": "python -m loadtests " + shlex.join(sys.argv[1:]),
             "machine": f"{platform.node()}, {os.cpu_count()} CPUs, {platform.machine()}, Python "
@@ -116,8 +128,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             "locust processes": settings.locust_processes or "1 per 1,000 viewers (at most one per CPU)",
             "server CPU and RSS": "summed over the server processes (and redis-server on the Redis layer); "
                                   "CPU 100 % = one core, averaged over the busy window",
-            "floor": "loadtests/floor.py" if floor else "none (loadtests/floor.py not present)"}
-    print(f"{len(specs)} runs of {settings.duration_s:.0f} s into {out}", flush=True)
+            "floor": "loadtests/floor.py" if floor else "none (loadtests/floor.py not present)",
+            "runs at once": "1 (each run alone on the machine)" if at_once == 1 else
+                            f"{at_once}, side by side, each with its own servers and locust (small runs; "
+                            "for capacity figures use --parallel 1)"}
+    print(f"{len(specs)} runs of {settings.duration_s:.0f} s, {at_once} at a time, into {out}", flush=True)
     rows = sweep(specs, settings, out, meta)
     meta["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     if rows:
@@ -180,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--poll-interval", type=float, default=1.0)
     run.add_argument("--longpoll-timeout", type=float, default=25.0)
     run.add_argument("--redis-processes", type=int, default=2)
-    run.add_argument("--locust-processes", type=int, default=0, help="0: one per 300 viewers")
+    run.add_argument("--locust-processes", type=int, default=0, help="0: one per 1,000 viewers")
+    run.add_argument("--parallel", type=int, default=0, metavar="N",
+                     help="runs at once (0: all of them when the sweep totals at most 500 viewers, else 1)")
     run.add_argument("--floor", action=argparse.BooleanOptionalAction, default=None,
                      help="add floor rows (default: when loadtests/floor.py exists)")
     run.add_argument("--out", help="output folder (default loadtests/results/<date>)")
