@@ -38,9 +38,9 @@ FLOOR = "floor"
 VIEWERS_PER_LOCUST_PROCESS = 1000
 SAMPLE_EVERY_S = 0.5
 # Small runs go side by side, each with its own servers and locust: a quick look at four
-# transports takes one run's time instead of eight. Measured: with 8 runs of 50 viewers at
-# once the machine stays below half its CPU. Bigger sweeps run one at a time, because
-# runs that share two cores would measure each other.
+# transports takes one run's time instead of eight. Measured: 8 runs of 50 viewers at once
+# (four transports and their floors) used about a quarter of one core, servers and locust
+# summed. Bigger sweeps run one at a time: runs that share two cores would measure each other.
 PARALLEL_MAX_TOTAL_VIEWERS = 500
 
 
@@ -73,6 +73,15 @@ class Settings:
     locust_processes: int = 0  # 0: decide from the viewer count
     parallel: int = 0  # runs at once; 0: all of them when they are small (PARALLEL_MAX_TOTAL_VIEWERS), else 1
     quiet: bool = False
+
+
+_print_lock = threading.Lock()
+
+
+def say(line: str, end: str = "\n") -> None:
+    """Print whole lines even when several runs report at once."""
+    with _print_lock:
+        print(line, end=end, flush=True)
 
 
 def free_port() -> int:
@@ -319,8 +328,7 @@ def wait_for_dumps(run_dir: Path, sampler: Sampler, expected: int, timeout: floa
         if not alive and len(list(run_dir.glob("stats-*.json"))) >= expected:
             return
         time.sleep(0.2)
-    print(f"warning: {run_dir.name}: locust processes still running or stats missing after {timeout:.0f} s",
-          flush=True)
+    say(f"warning: {run_dir.name}: locust processes still running or stats missing after {timeout:.0f} s")
 
 
 def create_room(url: str, run_id: str) -> str:
@@ -347,9 +355,9 @@ def progress(spec: RunSpec, index: int, total: int, elapsed: float, planned: flo
     line = (f"[{index}/{total}] {spec.transport:8} x{spec.viewers:<5} {spec.server}/{spec.layer:6} "
             f"{elapsed:5.1f}/{planned:.0f} s  server CPU {cpu:5.1f} %")
     if one_line and sys.stdout.isatty():
-        print(line, end="\r", flush=True)
+        say(line, end="\r")
     elif int(elapsed) % 5 == 0:
-        print(line, flush=True)
+        say(line)
 
 
 def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, index: int, total: int,
@@ -404,9 +412,9 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
                     command_rate=0.0 if spec.idle_s else settings.command_rate)
     if not settings.quiet:
         cpu = row.server_cpu_pct_idle if spec.idle_s else row.server_cpu_pct_busy
-        print(f"[{index}/{total}] {spec.run_id}: p50 {row.p50_ms:.1f} ms, p99 {row.p99_ms:.1f} ms, "
+        say(f"[{index}/{total}] {spec.run_id}: p50 {row.p50_ms:.1f} ms, p99 {row.p99_ms:.1f} ms, "
               f"{row.messages_per_s:.0f} msg/s, server CPU {cpu:.0f} %, "
-              f"client CPU {row.client_cpu_pct:.0f} %, errors {row.errors}" + " " * 10, flush=True)
+              f"client CPU {row.client_cpu_pct:.0f} %, errors {row.errors}" + " " * 10)
     return row, [latency for _, latency in rec.latencies]
 
 
@@ -433,7 +441,7 @@ def sweep(specs: list[RunSpec], settings: Settings, out_dir: Path, meta: dict[st
             try:
                 result = run_one(spec, settings, out_dir, data_dir, index, len(specs), one_line=at_once == 1)
             except Exception as exc:  # one broken run must not lose a 30-minute sweep
-                print(f"[{index}/{len(specs)}] {spec.run_id} failed: {type(exc).__name__}: {exc}", flush=True)
+                say(f"[{index}/{len(specs)}] {spec.run_id} failed: {type(exc).__name__}: {exc}")
                 return
             with lock:
                 done[index] = result
