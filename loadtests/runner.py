@@ -27,6 +27,7 @@ import psutil
 
 from loadtests import metrics
 from loadtests.report import Row, write_results
+from transports import cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 VIEWER_CLASSES = {"poll": "PollViewer", "longpoll": "LongPollViewer", "sse": "SSEViewer", "ws": "WebSocketViewer"}
@@ -150,8 +151,7 @@ class Servers:
         if self.spec.server == "daphne":
             return [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
         if self.spec.server == "uvicorn":
-            return [sys.executable, "-m", "uvicorn", "vsync.asgi:application", "--host", "127.0.0.1",
-                    "--port", str(port), "--log-level", "warning", "--no-access-log", "--ws-ping-interval", "20"]
+            return cluster.server_command("uvicorn", port)
         if self.spec.server == FLOOR:
             return [sys.executable, "-m", "loadtests.floor", "--port", str(port)]
         raise ValueError(f"unknown server {self.spec.server!r}")

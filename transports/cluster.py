@@ -37,8 +37,9 @@ def server_command(server: str, port: int, host: str = "127.0.0.1") -> list[str]
         return [sys.executable, "manage.py", "runserver", f"{host}:{port}", "--noreload"]
     if server == "uvicorn":
         return [sys.executable, "-m", "uvicorn", "vsync.asgi:application", "--host", host, "--port", str(port),
-                "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio", "--log-level", "warning",
-                "--no-access-log", "--ws-max-size", str(UVICORN_WS_MAX_BYTES), *UVICORN_WS_PING]
+                "--interface", "asgi3", "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio",
+                "--log-level", "warning", "--no-access-log", "--ws-max-size", str(UVICORN_WS_MAX_BYTES),
+                *UVICORN_WS_PING]
     raise ValueError(f"server must be one of {SERVERS}")
 
 

@@ -52,13 +52,10 @@ def _error(error: str, field: str | None = None, ref: Any = None) -> dict[str, A
 class RoomSocket:
     """One WebSocket viewer of one room: the hub writes its states, this answers what the client sends."""
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.scope, self.receive, self.send = scope, receive, send
-        self.slug: str = scope["url_route"]["kwargs"]["slug"]
+    __slots__ = ("receive", "scope", "send", "slug", "stream")
 
-    @classmethod
-    async def app(cls, scope: Scope, receive: Receive, send: Send) -> None:
-        await cls(scope, receive, send).run()
+    def __init__(self, scope: Scope, receive: Receive, send: Send, slug: str) -> None:
+        self.scope, self.receive, self.send, self.slug = scope, receive, send, slug
 
     async def run(self) -> None:
         if (await self.receive())["type"] != "websocket.connect":
@@ -77,28 +74,26 @@ class RoomSocket:
         except Exception:
             await self.send({"type": "websocket.close", "code": CLOSE_UNAVAILABLE})
             raise
-        # The hub writes states to the socket itself; this coroutine answers the client.
+        # The hub writes states to the socket itself; this coroutine answers the client
+        # (in this frame, not a nested one: it stays suspended for the socket's whole life).
         try:
-            await self._read_messages()
+            while True:
+                event = await self.receive()
+                if event["type"] == "websocket.disconnect":
+                    return
+                if event["type"] != "websocket.receive":
+                    continue
+                text = event.get("text")
+                raw = text if text is not None else event.get("bytes") or b""
+                size = len(raw.encode()) if isinstance(raw, str) else len(raw)
+                if size > MAX_BODY_BYTES:
+                    await self._reply(_error(f"message is larger than {MAX_BODY_BYTES} bytes", "body"))
+                    continue
+                reply = await self._answer(raw)
+                if reply is not None:
+                    await self._reply(reply)
         finally:
             hub.unsubscribe(self.stream)
-
-    async def _read_messages(self) -> None:
-        while True:
-            event = await self.receive()
-            if event["type"] == "websocket.disconnect":
-                return
-            if event["type"] != "websocket.receive":
-                continue
-            text = event.get("text")
-            raw = text if text is not None else event.get("bytes") or b""
-            size = len(raw.encode()) if isinstance(raw, str) else len(raw)
-            if size > MAX_BODY_BYTES:
-                await self._reply(_error(f"message is larger than {MAX_BODY_BYTES} bytes", "body"))
-                continue
-            reply = await self._answer(raw)
-            if reply is not None:
-                await self._reply(reply)
 
     async def _reply(self, message: dict[str, Any]) -> None:
         await self.send({"type": "websocket.send", "text": json.dumps(message, allow_nan=False)})

@@ -11,9 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vsync.settings")
 # Populate the app registry before importing anything that touches models.
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-
-from transports.routing import BrowserOriginValidator, PushRouter, websocket_urlpatterns  # noqa: E402
+from transports.routing import Application, PushRouter, WebSocketRouter  # noqa: E402
 
 # A server holding thousands of connections has a large, long-lived heap, and each
 # version fanned out to them allocates a little per connection; with the default
@@ -25,11 +23,6 @@ GC_THRESHOLDS = (10_000, 20, 100)
 gc.freeze()
 gc.set_threshold(*GC_THRESHOLDS)
 
-application = ProtocolTypeRouter(
-    {
-        # Long polling and SSE are answered in front of Django's middleware (see transports.routing).
-        "http": PushRouter(django_asgi_app),
-        # AllowedHostsOriginValidator for browsers; clients without Origin pass, as on the HTTP API.
-        "websocket": BrowserOriginValidator(URLRouter(websocket_urlpatterns)),
-    }
-)
+# Long polling and SSE are answered in front of Django's middleware (see transports.routing);
+# WebSockets go to the room socket, for browsers behind AllowedHostsOriginValidator's rule.
+application = Application(http=PushRouter(django_asgi_app), websocket=WebSocketRouter())

@@ -14,6 +14,7 @@ from rooms.state import Media
 from transports import hub as hub_module
 from transports import long_poll, sse, websocket
 from transports.hub import Hub
+from transports.routing import WebSocketRouter
 
 
 @pytest.fixture
@@ -33,9 +34,9 @@ def _connection(kind: str, slug: str) -> tuple[Callable[[], Any], asyncio.Queue,
         sent.append(message)
 
     if kind == "ws":
-        scope = {"type": "websocket", "url_route": {"kwargs": {"slug": slug}}, "query_string": b"", "headers": []}
+        scope = {"type": "websocket", "path": f"/ws/rooms/{slug}", "query_string": b"", "headers": []}
         inbox.put_nowait({"type": "websocket.connect"})
-        return (lambda: websocket.RoomSocket.app(scope, inbox.get, send)), inbox, sent
+        return (lambda: WebSocketRouter()(scope, inbox.get, send)), inbox, sent
     scope = {"type": "http", "method": "GET", "query_string": b"since=1&timeout=30", "headers": []}
     inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
     app = sse.app if kind == "sse" else long_poll.app

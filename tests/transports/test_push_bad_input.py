@@ -92,6 +92,17 @@ def test_websocket_unknown_room_closes_4404(push_server: LiveServer) -> None:
     assert _close_code(f"{push_server.ws_url}/ws/rooms/Not_A_Slug!") == CLOSE_NO_SUCH_ROOM
 
 
+def test_websocket_unknown_path_is_refused_at_the_handshake(push_server: LiveServer) -> None:
+    async def scenario() -> None:
+        for path in ("/ws/rooms/a/b", "/ws/elsewhere", "/ws/rooms/"):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                async with websockets.connect(f"{push_server.ws_url}{path}"):
+                    pass
+            assert refused.value.response.status_code == 403, path
+
+    asyncio.run(scenario())
+
+
 def test_websocket_bad_since_closes_4400(push_server: LiveServer, slug: str) -> None:
     assert _close_code(f"{push_server.ws_url}/ws/rooms/{slug}?since=abc") == CLOSE_BAD_SINCE
 

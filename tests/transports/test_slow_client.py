@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from tests.support.servers import LiveServer, free_port, migrate, server_env
 from tests.transports.clients import create_room
+from transports import cluster
 from transports.encoding import Snapshot
 from transports.mailbox import WS, Stream
 
@@ -43,10 +43,7 @@ def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Liv
     env = server_env(tmp_path)
     migrate(env)
     port = free_port()
-    command = None
-    if request.param == "uvicorn":
-        command = [sys.executable, "-m", "uvicorn", "vsync.asgi:application", "--host", "127.0.0.1",
-                   "--port", str(port), "--log-level", "warning"]
+    command = cluster.server_command("uvicorn", port) if request.param == "uvicorn" else None
     server = LiveServer(env=env, port=port, command=command).start()
     yield server
     server.stop()
