@@ -10,6 +10,7 @@ export function statsRows({ transport, clock, engine }) {
     ["Round trip", fmt(clock.rttMs, 1)],
     ["Drift", fmt(engine.driftMs, 1)],
     ["Playback rate", engine.video.playbackRate.toFixed(3) + "×"],
+    ["Last start", fmt(engine.lastStartMs, 1)],
     ["Last update latency", fmt(engine.lastLatencyMs, 1)],
     ["Versions received", String(engine.versionsReceived)],
     ["Version", String(engine.version)],

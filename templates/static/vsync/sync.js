@@ -31,10 +31,17 @@ const RATE_EPSILON = 0.002;
 const PAUSED_TOLERANCE_MS = 2;
 // The first guess of how long a seek while playing takes; then measured.
 const SEEK_LATENCY_INITIAL_MS = 120;
-// play() takes a while to get frames moving (decoder and audio sink start): call it
-// this much before the scheduled start; then measured.
-const START_LATENCY_INITIAL_MS = 40;
-const START_LATENCY_MAX_MS = 250;
+// play() takes a while to get the media clock moving (decoder and audio sink start): call
+// it this much before the scheduled start. Then learned from how late each start really
+// was: the "playing" event comes long before the clock runs at speed (measured in headless
+// Chromium: the event after about 10 ms, the clock 50-60 ms behind after 200 ms).
+const START_LATENCY_INITIAL_MS = 60;
+const START_LATENCY_MAX_MS = 400;
+// A start is judged on the drift between these two moments after the anchor (the clock
+// ramps up over the first 150 ms or so), and nothing is corrected before the judgement.
+const START_RAMP_MS = 200;
+const START_JUDGED_MS = 320;
+const START_LEARN_GAIN = 0.8;
 const HAVE_FUTURE_DATA = 3;
 
 export class Engine {
@@ -52,12 +59,12 @@ export class Engine {
     this.nudging = false;
     this.seekLatencyMs = SEEK_LATENCY_INITIAL_MS;
     this.startLatencyMs = START_LATENCY_INITIAL_MS;
+    this.lastStartMs = null; // how far off the room the last scheduled start landed
     this._startTimer = null;
     this._startIssuedAt = null;
     this._seekStartedAt = null;
     video.addEventListener("loadedmetadata", () => this._follow(true));
     video.addEventListener("seeked", () => this._seeked());
-    video.addEventListener("playing", () => this._playing());
     this._samples = [];
     this._ticks = 0;
     this._ticker = setInterval(() => this._tick(), SAMPLE_MS);
@@ -122,7 +129,7 @@ export class Engine {
     const video = this.video;
     if (!s?.playing || video.paused || video.seeking || video.readyState < HAVE_FUTURE_DATA) return;
     const now = this.clock.now();
-    if (now < s.anchor_ms) return;
+    if (now < s.anchor_ms + (this._startIssuedAt !== null ? START_RAMP_MS : 0)) return;
     this._samples.push((video.currentTime - this.positionAt(now)) * 1000);
     if (this._samples.length > DRIFT_WINDOW) this._samples.shift();
   }
@@ -176,6 +183,10 @@ export class Engine {
       return;
     }
     if (video.seeking || video.readyState < HAVE_FUTURE_DATA) return;
+    if (this._startIssuedAt !== null) {
+      if (now < s.anchor_ms + START_JUDGED_MS) return; // the start is still ramping up
+      this._judgeStart();
+    }
     this._correct(s);
   }
 
@@ -188,11 +199,13 @@ export class Engine {
     this._play();
   }
 
-  _playing() {
-    if (this._startIssuedAt === null) return;
-    // Learn how long play() takes to get going here, so the next start is on time.
-    const took = this.clock.now() - this._startIssuedAt;
-    this.startLatencyMs = Math.min(START_LATENCY_MAX_MS, 0.6 * this.startLatencyMs + 0.4 * took);
+  // Learn from how late (or early) this start really was, so that the next one is on time.
+  _judgeStart() {
+    this._startIssuedAt = null;
+    if (this._samples.length < 3) return; // too little seen (a seek, a stall): learn nothing
+    const late = -this.driftMs;
+    this.lastStartMs = this.driftMs;
+    this.startLatencyMs = Math.max(0, Math.min(START_LATENCY_MAX_MS, this.startLatencyMs + START_LEARN_GAIN * late));
   }
 
   _correct(s) {
