@@ -5,9 +5,13 @@
 // Drift control, measured with loadtests/sync_accuracy.py (see README):
 export const DRIFT = {
   // Start nudging above this drift, stop below DEADBAND_EXIT_MS: the gap keeps the
-  // rate from flapping on measurement noise (a few ms) on a steady stream.
-  DEADBAND_MS: 5,
-  DEADBAND_EXIT_MS: 2,
+  // rate from flapping on measurement noise. At room rate 1 nudges resample and the
+  // median drift is steady to a fraction of a ms, so the band is narrow; at other rates
+  // the stretcher makes currentTime wander (±5 ms) and each nudge restarts it.
+  DEADBAND_MS: 2.5,
+  DEADBAND_EXIT_MS: 1,
+  DEADBAND_STRETCHED_MS: 5,
+  DEADBAND_STRETCHED_EXIT_MS: 2,
   // Close the drift over about this long: fast enough to converge within a couple
   // of seconds after a late delivery, slow enough that nobody sees it.
   CORRECTION_S: 0.5,
@@ -217,8 +221,9 @@ export class Engine {
       this._setRate(s.rate);
       return;
     }
-    if (magnitude > DRIFT.DEADBAND_MS) this.nudging = true;
-    else if (magnitude < DRIFT.DEADBAND_EXIT_MS) this.nudging = false;
+    const stretched = s.rate !== 1;
+    if (magnitude > (stretched ? DRIFT.DEADBAND_STRETCHED_MS : DRIFT.DEADBAND_MS)) this.nudging = true;
+    else if (magnitude < (stretched ? DRIFT.DEADBAND_STRETCHED_EXIT_MS : DRIFT.DEADBAND_EXIT_MS)) this.nudging = false;
     if (!this.nudging) {
       this._setRate(s.rate);
       return;
