@@ -25,6 +25,11 @@ class Snapshot:
         self.sse_message = {"type": "http.response.body", "more_body": True,
                             "body": b"id: %d\nevent: state\ndata: %s\n\n" % (version, self.body)}
         self.ws_message = {"type": "websocket.send", "text": '{"type":"state","state":' + json_text + "}"}
+        # The same messages as bytes on the wire, for servers that let the hub write them
+        # itself (transports.fastwrite): one unmasked text frame, one HTTP/1.1 chunk.
+        self.ws_frame = _text_frame(self.ws_message["text"].encode())
+        sse = self.sse_message["body"]
+        self.sse_chunk = b"%x\r\n%s\r\n" % (len(sse), sse)
         self.poll_start = {"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"application/json"), (b"content-length", b"%d" % len(self.body)),
             (b"cache-control", b"no-cache"), (b"etag", b'"%d"' % version)]}
@@ -53,3 +58,15 @@ class Snapshot:
 
     def __repr__(self) -> str:
         return f"<Snapshot {self.room} v{self.version}>"
+
+
+def _text_frame(payload: bytes) -> bytes:
+    """A final, unmasked WebSocket text frame (RFC 6455 5.2): what a server sends."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x81, size))
+    elif size < 1 << 16:
+        head = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return head + payload

@@ -7,6 +7,8 @@ once (its send suspends on backpressure) the stream is busy; versions that arriv
 meanwhile are not queued, and when the write completes the stream catches up with
 the room's newest version. So a stalled viewer costs at most one pending snapshot,
 gets the newest version next, and never an older version after a newer one.
+Under daphne, whose sends never wait, the stream writes the bytes itself
+(transports.fastwrite) and counts bytes still held by Twisted as that backpressure.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from transports import fastwrite
 from transports.encoding import Snapshot
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 SSE, WS, POLL = "sse", "ws", "poll"
 SSE_HEARTBEAT = {"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True}
 EMPTY_BODY = {"type": "http.response.body", "body": b""}
+# How often a backed-up daphne connection is looked at: soon at first (a reply queued a
+# moment ago leaves on the next reactor turn), then every 50 ms (a viewer not reading).
+DRAIN_PAUSES_S = (0.0, 0.001, 0.005, 0.02, 0.05)
 # The event loop keeps only weak references to tasks: hold the suspended sends here.
 _finishing: set[asyncio.Task[None]] = set()
 
@@ -28,7 +34,8 @@ _finishing: set[asyncio.Task[None]] = set()
 class Stream:
     """One connection the hub writes to. A ``POLL`` stream answers once and is then closed."""
 
-    __slots__ = ("_newest", "busy", "claimed", "closed", "gone", "head", "mode", "room", "send", "version", "waiter")
+    __slots__ = ("_direct", "_newest", "busy", "claimed", "closed", "gone", "head", "mode", "room", "send", "version",
+                 "waiter")
 
     def __init__(self, room: str, send: Send, *, mode: str, known_version: int | None,
                  newest: Callable[[], Snapshot | None], head: bool = False) -> None:
@@ -43,10 +50,19 @@ class Stream:
         self.gone = False  # the client disconnected
         self.waiter: asyncio.Future[None] | None = None  # a long poll's coroutine, waiting
         self._newest = newest
+        self._direct = fastwrite.writer_for(send, mode) if mode != POLL else None
 
     def push(self, snapshot: Snapshot, *, force: bool = False) -> None:
         if self.busy or self.closed or (snapshot.version <= self.version and not force):
             return
+        if self._direct is not None:
+            outcome = self._direct.write(snapshot)
+            if outcome == fastwrite.WRITTEN:
+                self.version = snapshot.version
+                return
+            if outcome == fastwrite.BACKED_UP:
+                self._track(self._drain(force))
+                return
         self.version = snapshot.version
         if self.mode == SSE:
             self._write(self.send(snapshot.sse_message))
@@ -81,10 +97,32 @@ class Stream:
             self.closed = True  # the connection is gone; its own coroutine cleans up
             self.notify()
             return
+        self._track(self._finish(sending, waiting_on))
+
+    def _track(self, job: Coroutine[Any, Any, None]) -> None:
         self.busy = True
-        task = asyncio.ensure_future(self._finish(sending, waiting_on))
+        task = asyncio.ensure_future(job)
         _finishing.add(task)
         task.add_done_callback(_finishing.discard)
+
+    async def _drain(self, force: bool) -> None:
+        """Wait until the server has sent what it holds for this viewer, then catch up.
+
+        ``force``: the version held back was the resume rule's reset, owed even if not newer.
+        """
+        assert self._direct is not None
+        try:
+            for pause in DRAIN_PAUSES_S:
+                if self.closed or not self._direct.backed_up():
+                    break
+                await asyncio.sleep(pause)
+            while not self.closed and self._direct.backed_up():
+                await asyncio.sleep(DRAIN_PAUSES_S[-1])
+        finally:
+            self.busy = False
+        newest = self._newest()
+        if newest is not None:
+            self.push(newest, force=force)
 
     async def _finish(self, sending: Coroutine[Any, Any, None], waiting_on: Any) -> None:
         """Drive a suspended send to its end, as a Task would, then catch up with the newest version."""

@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -116,3 +117,91 @@ def test_a_backed_up_stream_skips_to_the_newest_version() -> None:
         return written
 
     assert asyncio.run(scenario()) == [1, VERSIONS]
+
+
+class _TwistedTcp:
+    """The part of twisted.internet.tcp.Server that daphne's fast path reads, over a real socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.socket, self.connected, self.disconnecting, self._writeDisconnected = sock, True, False, False
+        self.dataBuffer, self.offset, self._tempDataBuffer = b"", 0, []
+
+    def write(self, data: bytes) -> None:  # Twisted queues and sends on the next writable turn
+        self._tempDataBuffer.append(data)
+
+    def flush(self) -> None:
+        self.dataBuffer, self._tempDataBuffer = self.dataBuffer[self.offset:] + b"".join(self._tempDataBuffer), []
+        self.offset = 0
+        self.socket.setblocking(True)
+        self.socket.sendall(self.dataBuffer)
+        self.socket.setblocking(False)
+        self.dataBuffer = b""
+
+
+def _ws_text_frames(data: bytes) -> list[bytes]:
+    frames = []
+    while data:
+        size, start = data[1] & 0x7F, 2
+        if size == 126:
+            size, start = int.from_bytes(data[2:4], "big"), 4
+        elif size == 127:
+            size, start = int.from_bytes(data[2:10], "big"), 10
+        frames.append(data[start:start + size])
+        data = data[start + size:]
+    return frames
+
+
+def test_under_daphne_a_viewer_that_stops_reading_skips_to_the_newest_version() -> None:
+    from daphne.server import Server
+    from daphne.ws_protocol import WebSocketProtocol
+
+    server_side, client_side = socket.socketpair()
+    server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    client_side.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    server_side.setblocking(False)
+    server = object.__new__(Server)
+    protocol = object.__new__(WebSocketProtocol)
+    protocol.state, protocol.send_state = WebSocketProtocol.STATE_OPEN, WebSocketProtocol.SEND_STATE_GROUND
+    protocol.transport = tcp = _TwistedTcp(server_side)
+    server.connections = {protocol: {}}
+    padding = "x" * 2000
+
+    async def scenario() -> list[int]:
+        newest: list[Snapshot] = []
+        stream = Stream("demo", partial(server.handle_reply, protocol), mode=WS, known_version=None,
+                        newest=lambda: newest[-1])
+        assert stream._direct is not None  # daphne's send: the hub writes the frames itself
+        for version in range(1, VERSIONS + 1):
+            newest.append(Snapshot(room="demo", version=version, json_text=json.dumps(
+                {"version": version, "padding": padding})))
+            stream.push(newest[-1])
+            await asyncio.sleep(0)
+        # The socket filled up; Twisted holds the rest of one frame at most, and nothing more.
+        assert stream.busy
+        assert sum(map(len, tcp._tempDataBuffer)) < len(newest[-1].ws_frame)
+        received = b""
+        client_side.setblocking(False)
+        while True:  # the viewer reads again, and Twisted sends what it held
+            try:
+                received += client_side.recv(1 << 20)
+            except BlockingIOError:
+                break
+        tcp.flush()
+        await asyncio.sleep(0.2)
+        client_side.settimeout(0.5)
+        try:
+            while chunk := client_side.recv(1 << 20):
+                received += chunk
+        except TimeoutError:
+            pass
+        return [json.loads(frame)["state"]["version"] for frame in _ws_text_frames(received)]
+
+    try:
+        versions = asyncio.run(scenario())
+    finally:
+        server_side.close()
+        client_side.close()
+    print(f"the stalled viewer was sent versions {versions[:3]} ... {versions[-3:]} ({len(versions)} of {VERSIONS})")
+    assert versions == sorted(set(versions))
+    assert versions[-1] == VERSIONS
+    assert len(versions) < VERSIONS / 2, f"the stalled viewer was sent {len(versions)} of {VERSIONS} versions"
