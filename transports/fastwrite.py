@@ -20,10 +20,14 @@ in flight, and gets the newest version next.
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
 from transports.encoding import Snapshot
+
+logger = logging.getLogger(__name__)
+_warned = False
 
 # What a writer did with a frame.
 WRITTEN = "written"
@@ -75,9 +79,33 @@ def writer_for(send: Any, mode: str) -> DaphneWriter | None:
         return None
     protocol = send.args[0]
     module = type(protocol).__module__
-    if (mode, module) in (("ws", "daphne.ws_protocol"), ("sse", "daphne.http_protocol")):
-        return DaphneWriter(server, protocol, mode)
+    if (mode, module) not in (("ws", "daphne.ws_protocol"), ("sse", "daphne.http_protocol")):
+        return None
+    writer = DaphneWriter(server, protocol, mode)
+    # These are daphne's, autobahn's and Twisted's attributes, not their public API: if a
+    # release changes them, the ordinary send is used rather than a guess.
+    needed = _WS_ATTRIBUTES if mode == "ws" else _SSE_ATTRIBUTES
+    transport = getattr(protocol, "transport", None) if mode == "ws" else getattr(
+        getattr(protocol, "channel", None), "transport", None)
+    if (hasattr(server, "connections") and all(hasattr(protocol, name) for name in needed)
+            and transport is not None and all(hasattr(transport, name) for name in _TCP_ATTRIBUTES)):
+        return writer
+    _warn_once(f"{type(protocol).__name__} over {type(transport).__name__}")
     return None
+
+
+def _warn_once(what: str) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        logger.warning("daphne fast path unavailable for %s: every frame goes through the ordinary send "
+                       "(slower fan-out; stalled viewers buffered by Twisted)", what)
+
+
+_WS_ATTRIBUTES = ("state", "STATE_OPEN", "send_state", "SEND_STATE_GROUND", "transport")
+_SSE_ATTRIBUTES = ("finished", "_disconnected", "startedWriting", "method", "chunked", "sentLength", "channel")
+_TCP_ATTRIBUTES = ("socket", "connected", "disconnecting", "_writeDisconnected", "dataBuffer", "offset",
+                   "_tempDataBuffer", "write")
 
 
 def _usable(transport: Any) -> bool:

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from tests.support.servers import LiveServer, free_port, migrate, server_env
+from tests.support.twisted_tcp import TwistedTcp
 from tests.transports.clients import create_room
 from transports import cluster
 from transports.encoding import Snapshot
@@ -119,25 +120,6 @@ def test_a_backed_up_stream_skips_to_the_newest_version() -> None:
     assert asyncio.run(scenario()) == [1, VERSIONS]
 
 
-class _TwistedTcp:
-    """The part of twisted.internet.tcp.Server that daphne's fast path reads, over a real socket."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.socket, self.connected, self.disconnecting, self._writeDisconnected = sock, True, False, False
-        self.dataBuffer, self.offset, self._tempDataBuffer = b"", 0, []
-
-    def write(self, data: bytes) -> None:  # Twisted queues and sends on the next writable turn
-        self._tempDataBuffer.append(data)
-
-    def flush(self) -> None:
-        self.dataBuffer, self._tempDataBuffer = self.dataBuffer[self.offset:] + b"".join(self._tempDataBuffer), []
-        self.offset = 0
-        self.socket.setblocking(True)
-        self.socket.sendall(self.dataBuffer)
-        self.socket.setblocking(False)
-        self.dataBuffer = b""
-
-
 def _ws_text_frames(data: bytes) -> list[bytes]:
     frames = []
     while data:
@@ -162,7 +144,7 @@ def test_under_daphne_a_viewer_that_stops_reading_skips_to_the_newest_version() 
     server = object.__new__(Server)
     protocol = object.__new__(WebSocketProtocol)
     protocol.state, protocol.send_state = WebSocketProtocol.STATE_OPEN, WebSocketProtocol.SEND_STATE_GROUND
-    protocol.transport = tcp = _TwistedTcp(server_side)
+    protocol.transport = tcp = TwistedTcp(server_side)
     server.connections = {protocol: {}}
     padding = "x" * 2000
 

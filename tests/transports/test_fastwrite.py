@@ -1,0 +1,80 @@
+"""When the hub writes daphne's frames itself, and when it leaves them to the ordinary send."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from functools import partial
+
+import pytest
+from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
+
+from tests.support.twisted_tcp import TwistedTcp
+from tests.transports.clients import create_room, viewer
+from transports import fastwrite
+from transports.encoding import Snapshot
+
+
+def daphne_socket(transport: object) -> tuple[Server, WebSocketProtocol]:
+    server = object.__new__(Server)
+    protocol = object.__new__(WebSocketProtocol)
+    protocol.state, protocol.send_state = WebSocketProtocol.STATE_OPEN, WebSocketProtocol.SEND_STATE_GROUND
+    protocol.transport = transport
+    server.connections = {protocol: {}}
+    return server, protocol
+
+
+def test_other_servers_sends_are_left_alone():
+    async def send(message: dict) -> None:
+        pass
+
+    assert fastwrite.writer_for(send, "ws") is None
+    assert fastwrite.writer_for(partial(send), "sse") is None
+
+
+def test_a_daphne_socket_gets_a_writer_only_when_twisted_looks_as_expected():
+    left, right = socket.socketpair()
+    try:
+        server, protocol = daphne_socket(TwistedTcp(left))
+        assert fastwrite.writer_for(partial(server.handle_reply, protocol), "ws") is not None
+        assert fastwrite.writer_for(partial(server.handle_reply, protocol), "sse") is None  # not an HTTP request
+
+        class Unfamiliar:  # a transport without Twisted's buffers (TLS, or a future release)
+            socket = left
+            connected, disconnecting = True, False
+
+        server, protocol = daphne_socket(Unfamiliar())
+        assert fastwrite.writer_for(partial(server.handle_reply, protocol), "ws") is None
+    finally:
+        left.close()
+        right.close()
+
+
+def test_a_closed_connection_is_left_to_the_ordinary_send():
+    left, right = socket.socketpair()
+    try:
+        server, protocol = daphne_socket(TwistedTcp(left))
+        writer = fastwrite.writer_for(partial(server.handle_reply, protocol), "ws")
+        server.connections[protocol]["disconnected"] = True
+        assert writer.write(Snapshot(room="demo", version=2, json_text='{"version": 2}')) == fastwrite.UNAVAILABLE
+        right.setblocking(False)
+        with pytest.raises(BlockingIOError):  # nothing was written
+            right.recv(1)
+    finally:
+        left.close()
+        right.close()
+
+
+def test_real_daphne_takes_the_fast_path_for_sse_and_websocket(push_server):
+    # The fast path reads daphne's, autobahn's and Twisted's attributes; the installed
+    # releases must have them, or the server says so in its log.
+    room = create_room(push_server.url, "fast path")["room"]
+
+    async def scenario() -> None:
+        for transport in ("sse", "ws"):
+            async with viewer(transport, push_server.url, room) as watcher:
+                assert (await watcher.next_state(timeout=5))["version"] == 1
+
+    asyncio.run(scenario())
+    assert "fast path unavailable" not in push_server.log_path.read_text()
