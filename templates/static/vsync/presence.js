@@ -3,6 +3,11 @@
 // Often enough that the `wait` policy's timeout and "away" marks are timely,
 // rarely enough to cost nothing next to the state traffic.
 export const PRESENCE_INTERVAL_MS = 1_500;
+// A drift that moved this much since the last report goes out before the next beat (at
+// most every MIN_GAP_MS), so the member list does not show a start's first moments for
+// seconds after the viewer has caught up.
+const DRIFT_CHANGE_MS = 10;
+const MIN_GAP_MS = 500;
 const NAME_MAX = 40;
 
 const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -15,6 +20,8 @@ export class Presence {
     this.getTransport = getTransport;
     this.onMembers = onMembers;
     this.lastStatus = null;
+    this.lastDrift = null;
+    this.lastSentAt = 0;
     this.members = [];
     this.startLeadMs = null;
   }
@@ -22,7 +29,7 @@ export class Presence {
   start() {
     this._timer = setInterval(() => this.send(), PRESENCE_INTERVAL_MS);
     // A change of status (buffering!) goes out at once, not at the next beat.
-    this._watch = setInterval(() => { if (this.report().status !== this.lastStatus) this.send(); }, 200);
+    this._watch = setInterval(() => { if (this._changed(this.report())) this.send(); }, 200);
     this.send();
   }
 
@@ -31,10 +38,19 @@ export class Presence {
     clearInterval(this._watch);
   }
 
+  _changed(report) {
+    if (report.status !== this.lastStatus) return true;
+    if (performance.now() - this.lastSentAt < MIN_GAP_MS) return false;
+    const drift = report.drift_ms ?? 0;
+    return this.lastDrift !== null && Math.abs(drift - this.lastDrift) > DRIFT_CHANGE_MS;
+  }
+
   async send() {
     const report = this.report();
     report.name = report.name.slice(0, NAME_MAX);
     this.lastStatus = report.status;
+    this.lastDrift = report.drift_ms ?? 0;
+    this.lastSentAt = performance.now();
     try {
       let body = await this.getTransport().sendPresence(report);
       if (!body) {
