@@ -45,7 +45,9 @@ class DaphneWriter:
 
     @property
     def transport(self) -> Any:
-        return self.protocol.transport if self.mode == "ws" else self.protocol.channel.transport
+        # twisted.web drops a request's channel when the client goes: then there is none.
+        owner = self.protocol if self.mode == "ws" else getattr(self.protocol, "channel", None)
+        return getattr(owner, "transport", None)
 
     def write(self, snapshot: Snapshot) -> str:
         protocol = self.protocol

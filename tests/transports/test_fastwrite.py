@@ -78,3 +78,27 @@ def test_real_daphne_takes_the_fast_path_for_sse_and_websocket(push_server):
 
     asyncio.run(scenario())
     assert "fast path unavailable" not in push_server.log_path.read_text()
+
+
+def test_a_request_whose_client_left_is_neither_written_nor_waited_for():
+    from daphne.http_protocol import WebRequest
+
+    left, right = socket.socketpair()
+    try:
+        server = object.__new__(Server)
+        request = object.__new__(WebRequest)
+        request.finished, request._disconnected, request.startedWriting = False, False, True
+        request.method, request.chunked, request.sentLength = b"GET", True, 0
+        request.channel = type("Channel", (), {"transport": TwistedTcp(left)})()
+        server.connections = {request: {}}
+        writer = fastwrite.writer_for(partial(server.handle_reply, request), "sse")
+        assert writer is not None
+        state = Snapshot(room="demo", version=2, json_text='{"version": 2}')
+        assert writer.write(state) == fastwrite.WRITTEN
+        assert right.recv(1 << 16) == state.sse_chunk
+        request._disconnected, request.channel = True, None  # what twisted.web does when the client goes
+        assert writer.write(state) == fastwrite.UNAVAILABLE
+        assert not writer.backed_up()
+    finally:
+        left.close()
+        right.close()
