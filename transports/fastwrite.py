@@ -87,8 +87,7 @@ def writer_for(send: Any, mode: str) -> DaphneWriter | None:
     # These are daphne's, autobahn's and Twisted's attributes, not their public API: if a
     # release changes them, the ordinary send is used rather than a guess.
     needed = _WS_ATTRIBUTES if mode == "ws" else _SSE_ATTRIBUTES
-    transport = getattr(protocol, "transport", None) if mode == "ws" else getattr(
-        getattr(protocol, "channel", None), "transport", None)
+    transport = writer.transport
     if (hasattr(server, "connections") and all(hasattr(protocol, name) for name in needed)
             and transport is not None and all(hasattr(transport, name) for name in _TCP_ATTRIBUTES)):
         return writer

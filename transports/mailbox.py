@@ -14,6 +14,7 @@ Under daphne, whose sends never wait, the stream writes the bytes itself
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -112,12 +113,10 @@ class Stream:
         """
         assert self._direct is not None
         try:
-            for pause in DRAIN_PAUSES_S:
+            for pause in itertools.chain(DRAIN_PAUSES_S, itertools.repeat(DRAIN_PAUSES_S[-1])):
                 if self.closed or not self._direct.backed_up():
                     break
                 await asyncio.sleep(pause)
-            while not self.closed and self._direct.backed_up():
-                await asyncio.sleep(DRAIN_PAUSES_S[-1])
         finally:
             self.busy = False
         newest = self._newest()
