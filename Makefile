@@ -40,10 +40,10 @@ superuser: migrate
 	$(PY) manage.py createsuperuser
 
 cluster: migrate
-	$(PY) -m transports.cluster --processes $(N) --base-port $(BASE_PORT) --redis-port $(REDIS_PORT)
+	$(PY) -m vsync.launcher --processes $(N) --base-port $(BASE_PORT) --redis-port $(REDIS_PORT)
 
 bench: $(DEV_STAMP) migrate
 	$(PY) -m loadtests run --standard
 
 demo-video:
-	rooms/media/make_demo.sh
+	rooms/media/demo/make_demo.sh

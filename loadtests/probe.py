@@ -237,7 +237,7 @@ def start_server(serve: str, port: int, data_dir: Path) -> subprocess.Popen:
     if serve == "floor":
         command = [sys.executable, "-m", "loadtests.floor", "--port", str(port)]
     else:
-        from transports.cluster import server_command
+        from vsync.launcher import server_command
 
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
                        check=True)

@@ -27,7 +27,7 @@ import psutil
 
 from loadtests import metrics
 from loadtests.report import Row, write_results
-from transports import cluster
+from vsync import launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 VIEWER_CLASSES = {"poll": "PollViewer", "longpoll": "LongPollViewer", "sse": "SSEViewer", "ws": "WebSocketViewer"}
@@ -151,7 +151,7 @@ class Servers:
         if self.spec.server == "daphne":
             return [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
         if self.spec.server == "uvicorn":
-            return cluster.server_command("uvicorn", port)
+            return launcher.server_command("uvicorn", port)
         if self.spec.server == FLOOR:
             return [sys.executable, "-m", "loadtests.floor", "--port", str(port)]
         raise ValueError(f"unknown server {self.spec.server!r}")

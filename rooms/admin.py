@@ -11,11 +11,11 @@ from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
+from rooms.media.refresh import RefreshFailed, room_media_refresh
+from rooms.media.sources import DEMO_MEDIA
 from rooms.models import Room, RoomEvent
 from rooms.presence import room_member_counts, room_members
-from rooms.refresh import RefreshFailed, room_media_refresh
 from rooms.services import now_ms, room_create, room_server_command
-from rooms.sources import DEMO_MEDIA
 from rooms.state import Rejected
 
 EVENTS_PER_PAGE = 20

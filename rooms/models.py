@@ -18,7 +18,8 @@ START_LEAD_DEFAULT_MS = 300
 
 class Room(models.Model):
     class Control(models.TextChoices):
-        OPEN = "open", "Everyone may control playback"
+        OPEN = "open", "Every member may control playback"
+        HOSTS = "hosts", "Only the owner and hosts may control playback"
         LOCKED = "locked", "Only admins may control playback"
 
     class Buffering(models.TextChoices):
@@ -43,6 +44,16 @@ class Room(models.Model):
     buffering_timeout_s = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(120)],
         help_text="Under 'wait', how long the room waits for a buffering member.")
+    # Ownership (CONTRACT v2): secrets are stored only as hashes, never shown again.
+    owner_token_hash = models.CharField(max_length=64, blank=True, editable=False,
+                                        help_text="SHA-256 of the owner token; empty: nobody owns the room.")
+    password_hash = models.CharField(max_length=128, blank=True, editable=False,
+                                     help_text="Django password hash; empty: no password.")
+    listed = models.BooleanField(default=True, help_text="Shown in the lobby (never while it has a password).")
+    # Queue item ids increase per room and are never reused.
+    next_queue_item_id = models.PositiveIntegerField(default=1, editable=False)
+    # Chat message ids increase by one per message in the room.
+    chat_seq = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -80,7 +91,12 @@ class RoomEvent(models.Model):
 
 
 class Member(models.Model):
-    """A viewer in a room, as its last presence report described it."""
+    """A viewer in a room: who joined (role, token) and what its last presence report described."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        HOST = "host", "Host"
+        VIEWER = "viewer", "Viewer"
 
     class Transport(models.TextChoices):
         POLL = "poll", "Short polling"
@@ -104,6 +120,11 @@ class Member(models.Model):
     # When the current run of buffering reports began; None while not buffering.
     buffering_since_ms = models.FloatField(null=True, blank=True)
     last_seen = models.DateTimeField()
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.VIEWER)
+    # SHA-256 of the member token issued by /join; empty for presence-only members.
+    token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    muted_until_ms = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["name", "client_id"]
@@ -127,3 +148,60 @@ class BufferingHold(models.Model):
 
     def __str__(self) -> str:
         return f"hold on {self.room_id} at v{self.version}"
+
+
+class Ban(models.Model):
+    """Who may not join or send to a room again: by client_id, member token and address."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="bans")
+    client_id = models.CharField(max_length=64)
+    token_hash = models.CharField(max_length=64, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    banned_by = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} banned from {self.room_id}"
+
+
+class ChatMessage(models.Model):
+    """One chat message; ``seq`` is its id on the wire, increasing by one per room."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="chat_messages")
+    seq = models.PositiveIntegerField()
+    client_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=40, blank=True)
+    text = models.CharField(max_length=500)
+    ms = models.FloatField()
+    deleted = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.UniqueConstraint(fields=["room", "seq"], name="chat_message_seq_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.room_id} #{self.seq}"
+
+
+class Upload(models.Model):
+    """A file stored under MEDIA_ROOT (media or subtitles): who sent it, and since when nothing uses it."""
+
+    class Kind(models.TextChoices):
+        MEDIA = "media", "Media"
+        SUBTITLES = "subtitles", "Subtitles"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MEDIA)
+    room = models.ForeignKey(Room, on_delete=models.SET_NULL, null=True, blank=True, related_name="uploads")
+    client_id = models.CharField(max_length=64, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    created_ms = models.FloatField()
+    # Set when the last room media or queue item that named it went away; deleted after the grace period.
+    unreferenced_since_ms = models.FloatField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name

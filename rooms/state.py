@@ -155,8 +155,10 @@ def apply(state: RoomState, command: Command, now_ms: float, *, start_lead_ms: f
 
     if command.type in ("play", "pause", "seek") and not _valid_position(command.position):
         return Rejected("invalid", state, "position must be a finite number >= 0", "position")
+    # v2: the stored ordering key never claims a moment later than the arrival, so a
+    # client stamping ahead of the clock cannot make everybody's next command stale.
     common = dict(version=state.version + 1, changed_by=command.client_id, changed_ms=now_ms,
-                  client_ms=command.client_ms)
+                  client_ms=min(command.client_ms, now_ms))
     if command.type == "play":
         return dataclasses.replace(state, playing=True, position=command.position,
                                    anchor_ms=now_ms + start_lead_ms, **common)

@@ -1,7 +1,7 @@
 """The per-process hub: one channel-layer subscription per room with local viewers, fanned out in-process.
 
 Each version is encoded once (transports.encoding), then written straight to every
-local connection of the room from one loop (transports.mailbox): latest wins, one
+local connection of the room from one loop (transports.streams): latest wins, one
 pending snapshot per connection at most, versions only go up.
 """
 
@@ -21,8 +21,8 @@ from channels.layers import get_channel_layer
 from rooms.models import SLUG_PATTERN, Room
 from rooms.state import RoomState
 from transports.encoding import Snapshot
-from transports.mailbox import POLL, Send, Stream
 from transports.resume import needs_snapshot
+from transports.streams import POLL, Send, Stream
 
 logger = logging.getLogger(__name__)
 

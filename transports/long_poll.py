@@ -10,8 +10,8 @@ import asyncio
 
 from transports.asgi_http import Receive, Scope, Send, close_on_disconnect, query, respond, respond_error
 from transports.hub import NoSuchRoom, hub
-from transports.mailbox import POLL, Stream
 from transports.resume import BadVersion, parse_version
+from transports.streams import POLL, Stream
 
 # Under the 30 s that many proxies and browsers allow an idle request, with margin.
 DEFAULT_TIMEOUT_S = 25.0
@@ -51,7 +51,7 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
     except NoSuchRoom:
         await respond_error(send, 404, f"no room {slug!r}")
         return
-    # The hub writes the 200 itself (transports.mailbox); this coroutine only handles the
+    # The hub writes the 200 itself (transports.streams); this coroutine only handles the
     # timeout and the client leaving, and waits until an answer that began is complete.
     await _wait(stream, receive, timeout)
     if not stream.claimed and not stream.gone:

@@ -3,7 +3,7 @@
 Long polling and SSE are raw ASGI, not Django views: a sync-only middleware in
 settings.MIDDLEWARE (WhiteNoise) makes Django run every async view through the one
 thread-sensitive executor, so one waiting long poll would hold it for everyone.
-Django's URLconf names them too (transports.urls) so that reverse() works.
+Django's URLconf names them too (rooms.api.urls) so that reverse() works.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Application:
     """vsync's ASGI application: HTTP through the push routes or Django, WebSockets to the room socket.
 
     An ASGI 3 single callable (``_asgi_single_callable`` tells daphne; run uvicorn with
-    ``--interface asgi3``, as transports.cluster does); called the ASGI 2 way, with the
+    ``--interface asgi3``, as vsync.launcher does); called the ASGI 2 way, with the
     scope alone, it still answers.
     """
 
@@ -77,7 +77,7 @@ class WebSocketRouter:
     """``/ws/rooms/{slug}`` to ``RoomSocket``, for browsers behind AllowedHostsOriginValidator's rule.
 
     A client that sends no Origin is not a browser page and passes (the HTTP API's rule,
-    transports.http.origin_allowed).
+    rooms.api.http.origin_allowed).
     """
 
     def __init__(self) -> None:

@@ -2,18 +2,13 @@
 
 Served as raw ASGI in front of Django (transports.routing) from the hub's newest
 snapshot, already encoded: a poll costs no database read and no thread hop.
-Commands (POST .../commands) stay a Django view: they write to the database anyway.
+Commands (POST .../commands) are the HTTP API's (rooms.api.commands).
 """
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_http_methods
-
 from transports.asgi_http import Receive, Scope, Send, header, respond, respond_error
-from transports.http import answer_json_body, api_write
 from transports.hub import NoSuchRoom, hub
-from transports.intake import submit_command
 
 
 def etag_for(version: int) -> str:
@@ -43,9 +38,3 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
         return
     await send(snapshot.poll_start)
     await send(snapshot.poll_body if scope["method"] == "GET" else {"type": "http.response.body", "body": b""})
-
-
-@require_http_methods(["POST"])
-@api_write()
-def room_commands(request: HttpRequest, slug: str) -> HttpResponse:
-    return answer_json_body(request, slug, submit_command)

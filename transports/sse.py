@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from transports.asgi_http import Receive, Scope, Send, header, query, respond_error
 from transports.hub import NoSuchRoom, hub
-from transports.mailbox import SSE
 from transports.resume import BadVersion, parse_version
+from transports.streams import SSE
 
 # How long a browser waits before reconnecting a dropped stream: quick enough that a
 # viewer misses little, slow enough that a restarting server is not stampeded.
 RECONNECT_MS = 2000
-# Heartbeats (transports.mailbox.SSE_HEARTBEAT) come from one ticker in the hub for all
+# Heartbeats (transports.streams.SSE_HEARTBEAT) come from one ticker in the hub for all
 # streams (transports.hub.HEARTBEAT_INTERVAL_S), not from a timer per connection.
 
 HEADERS = [

@@ -13,7 +13,7 @@ Close codes:
   4503  the server could not subscribe to the room (channel layer unavailable)
 
 Keepalive: the servers ping at the protocol level (daphne every 20 s, closing after
-30 s without an answer; ``transports.cluster`` gives uvicorn the same figures), so
+30 s without an answer; ``vsync.launcher`` gives uvicorn the same figures), so
 the application sends no pings of its own; ``ping`` exists for clients that want
 an application-level round trip.
 """
@@ -28,13 +28,13 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 
 from rooms.commands import MAX_BODY_BYTES
+from rooms.intake import submit_command, submit_presence
 from transports.asgi_http import Receive, Scope, Send
 from transports.hub import NoSuchRoom, hub
-from transports.intake import submit_command, submit_presence
-from transports.mailbox import WS
 from transports.resume import BadVersion, parse_version
+from transports.streams import WS
 
-WS_PING_INTERVAL_S = 20.0  # what daphne does by default; passed to uvicorn by transports.cluster
+WS_PING_INTERVAL_S = 20.0  # what daphne does by default; passed to uvicorn by vsync.launcher
 WS_PING_TIMEOUT_S = 30.0
 
 CLOSE_BAD_SINCE = 4400

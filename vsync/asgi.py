@@ -11,6 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vsync.settings")
 # Populate the app registry before importing anything that touches models.
 django_asgi_app = get_asgi_application()
 
+from rooms.media.refresh import ensure_refresher  # noqa: E402
 from transports.routing import Application, PushRouter, WebSocketRouter  # noqa: E402
 
 # A server holding thousands of connections has a large, long-lived heap, and each
@@ -25,4 +26,6 @@ gc.set_threshold(*GC_THRESHOLDS)
 
 # Long polling and SSE are answered in front of Django's middleware (see transports.routing);
 # WebSockets go to the room socket, for browsers behind AllowedHostsOriginValidator's rule.
+# A serving process re-resolves expiring stream URLs itself, also for rooms set up before it started.
+ensure_refresher()
 application = Application(http=PushRouter(django_asgi_app), websocket=WebSocketRouter())

@@ -117,7 +117,7 @@ WHITENOISE_USE_FINDERS = True
 
 # Media: the bundled demo ships in the code; uploads go under the data folder.
 MEDIA_URL = "/media/"
-DEMO_MEDIA_DIR = BASE_DIR / "rooms" / "media"
+DEMO_MEDIA_DIR = BASE_DIR / "rooms" / "media" / "demo"
 MEDIA_ROOT = Path(os.environ.get("VSYNC_MEDIA_ROOT", DATA_DIR / "media"))
 MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
 VSYNC_UPLOAD_MAX_BYTES = int(os.environ.get("VSYNC_UPLOAD_MAX_BYTES", str(2 * 1024**3)))

@@ -10,7 +10,7 @@ from tests.support.servers import ROOT, LiveServer
 
 pytestmark = pytest.mark.e2e
 
-DEMO_FILE = ROOT / "rooms" / "media" / "demo.webm"
+DEMO_FILE = ROOT / "rooms" / "media" / "demo" / "demo.webm"
 
 
 def test_switching_transport_keeps_the_room_and_its_version(browser: Browser, e2e_server: LiveServer, make_room):

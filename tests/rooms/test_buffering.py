@@ -11,11 +11,15 @@ from rooms.services import now_ms, room_apply_command
 from rooms.state import Command
 
 pytestmark = pytest.mark.django_db
-T0 = now_ms()  # server commands stamp real time, so the test clock starts there
+T0 = now_ms()
 
 
 @pytest.fixture
 def room():
+    # Server commands stamp real time, so each test's clock starts at its own real time
+    # (at import time, a slow collection put T0 more than 5 s behind the server's stamps).
+    global T0
+    T0 = now_ms()
     Room.objects.filter(slug="demo").update(buffering_policy="wait", buffering_timeout_s=10)
     room_apply_command(slug="demo", command=Command(type="play", client_id="c-a", client_ms=T0 - 5_000,
                                                     position=0.0), at_ms=T0 - 5_000)

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from rooms.intake import submit_presence
 from rooms.models import START_LEAD_MAX_MS, START_LEAD_MIN_MS, Member, Room
 from rooms.presence import MEMBER_AWAY_S, START_LEAD_MARGIN_MS, room_member_counts, room_start_lead_ms
 from rooms.services import room_apply_command
 from rooms.state import Command
-from transports.intake import submit_presence
 
 pytestmark = pytest.mark.django_db
 

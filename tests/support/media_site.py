@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-DEMO_WEBM = Path(__file__).resolve().parents[2] / "rooms" / "media" / "demo.webm"
+DEMO_WEBM = Path(__file__).resolve().parents[2] / "rooms" / "media" / "demo" / "demo.webm"
 
 
 @dataclass
@@ -127,7 +127,7 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def media_settings(settings: object, tmp_path: Path, loopback_only: None) -> Iterator[object]:
     """127.0.0.1 allowed, uploads in a temporary folder, no background refresher, empty cache."""
-    from rooms.sources import resolution_cache
+    from rooms.media.sources import resolution_cache
 
     settings.VSYNC_MEDIA_ALLOW_HOSTS = ["127.0.0.1"]  # type: ignore[attr-defined]
     settings.VSYNC_RESOLVE_CHECK_INTERVAL_S = 0  # type: ignore[attr-defined]
@@ -148,9 +148,9 @@ def media_site() -> Iterator[MediaSite]:
 
 def create_page_room(site: MediaSite, *, playing_from: float):
     """A room playing the stream of the test site's page (resolved by yt-dlp), playing from ``playing_from`` s."""
+    from rooms.media.sources import resolve_media
     from rooms.models import Room
     from rooms.services import room_create, room_server_command
-    from rooms.sources import resolve_media
 
     resolved = resolve_media(f"{site.url}/page.html")
     room = room_create(name="Page", media=resolved.media, media_page_url=resolved.page_url,

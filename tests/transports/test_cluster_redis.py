@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.clients import TRANSPORTS, create_room, now_ms, seek, viewer
 from tests.support.servers import server_env
-from tests.transports.clients import TRANSPORTS, create_room, now_ms, seek, viewer
-from transports.cluster import Cluster
+from vsync.launcher import Cluster
 
 pytestmark = pytest.mark.redis
 

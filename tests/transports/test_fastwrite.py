@@ -10,8 +10,8 @@ import pytest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 
+from tests.support.clients import create_room, viewer
 from tests.support.twisted_tcp import TwistedTcp
-from tests.transports.clients import create_room, viewer
 from transports import fastwrite
 from transports.encoding import Snapshot
 

@@ -11,8 +11,8 @@ import pytest
 import websockets
 
 from rooms.commands import MAX_BODY_BYTES
+from tests.support.clients import WsViewer, create_room, now_ms
 from tests.support.servers import LiveServer
-from tests.transports.clients import WsViewer, create_room, now_ms
 from transports.websocket import CLOSE_BAD_SINCE, CLOSE_NO_SUCH_ROOM
 
 

@@ -9,8 +9,8 @@ import uuid
 import httpx
 import pytest
 
+from tests.support.clients import TRANSPORTS, create_room, now_ms, seek, viewer
 from tests.support.servers import LiveServer
-from tests.transports.clients import TRANSPORTS, create_room, now_ms, seek, viewer
 
 PUSH = ["longpoll", "sse", "ws"]
 

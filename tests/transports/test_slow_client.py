@@ -14,12 +14,12 @@ import httpx
 import psutil
 import pytest
 
+from tests.support.clients import create_room
 from tests.support.servers import LiveServer, free_port, migrate, server_env
 from tests.support.twisted_tcp import TwistedTcp
-from tests.transports.clients import create_room
-from transports import cluster
 from transports.encoding import Snapshot
-from transports.mailbox import WS, Stream
+from transports.streams import WS, Stream
+from vsync import launcher
 
 VERSIONS = 1000
 MAX_GROWTH_BYTES = 4 * 1024 * 1024
@@ -45,7 +45,7 @@ def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Liv
     env = server_env(tmp_path)
     migrate(env)
     port = free_port()
-    command = cluster.server_command("uvicorn", port) if request.param == "uvicorn" else None
+    command = launcher.server_command("uvicorn", port) if request.param == "uvicorn" else None
     server = LiveServer(env=env, port=port, command=command).start()
     yield server
     server.stop()

@@ -13,7 +13,7 @@ from tests.support.servers import LiveServer, free_port, migrate, server_env
 
 
 def test_uvicorn_run_by_hand_without_interface_flag_serves_http_and_websockets(tmp_path):
-    # transports.cluster passes --interface asgi3; a plain `uvicorn vsync.asgi:application`
+    # vsync.launcher passes --interface asgi3; a plain `uvicorn vsync.asgi:application`
     # guesses ASGI 2 from the callable and must work all the same.
     env = server_env(tmp_path)
     migrate(env)

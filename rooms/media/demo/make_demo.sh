@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes rooms/media/demo.webm: 60 s test pattern with the media time burned in as
+# Makes rooms/media/demo/demo.webm: 60 s test pattern with the media time burned in as
 # large text (HH:MM:SS.mmm) and a 100 ms beep at the start of every second.
 # VP9 + Opus at 640x360, 30 fps. Needs Debian's ffmpeg and fonts-dejavu-core.
 # The seek index (Cues) goes at the front: a browser that joins a paused room must

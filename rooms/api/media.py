@@ -19,14 +19,14 @@ from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from rooms.api.http import api_write, json_error, json_response, origin_allowed
 from rooms.commands import MAX_URL_LENGTH, parse_json
+from rooms.media.refresh import RefreshFailed, room_media_refresh
+from rooms.media.uploads import NotMedia, StreamingMediaUploadHandler, keep_upload, remove_upload
 from rooms.models import Room
 from rooms.ratelimit import command_limiter
-from rooms.refresh import RefreshFailed, room_media_refresh
 from rooms.services import ControlDenied, room_apply_command
 from rooms.state import Command, InvalidCommand, Media, Rejected
-from rooms.uploads import NotMedia, StreamingMediaUploadHandler, keep_upload, remove_upload
-from transports.http import api_write, json_error, json_response, origin_allowed
 
 # Room for the multipart boundaries, part headers and the small form fields around the file.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024

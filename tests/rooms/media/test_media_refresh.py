@@ -8,10 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rooms.media.refresh import (
+    RefreshFailed,
+    ensure_refresher,
+    refresh_due_rooms,
+    room_media_refresh,
+    stop_refresher,
+)
+from rooms.media.sources import DEMO_MEDIA, resolve_media
 from rooms.models import Room, RoomEvent
-from rooms.refresh import RefreshFailed, refresh_due_rooms, room_media_refresh
 from rooms.services import room_apply_command, room_create, room_server_command
-from rooms.sources import DEMO_MEDIA, resolve_media
 from rooms.state import Command, Media, RoomState, refresh_media
 from tests.support import media_site as fixtures
 
@@ -117,13 +123,28 @@ def test_a_short_expiry_is_refreshed_by_the_periodic_check(db, media_settings, m
     resolved = resolve_media(f"{media_site.url}/page.html")
     room = room_create(name="Short", media=resolved.media, media_page_url=resolved.page_url,
                        media_expires_ms=resolved.expires_ms)
-    assert refresh_due_rooms() == []
-    time.sleep(0.6)
-    assert refresh_due_rooms() == [room.slug]
+    assert refresh_due_rooms(at_ms=resolved.expires_ms - 600) == []
+    assert refresh_due_rooms(at_ms=resolved.expires_ms - 400) == [room.slug]
     room.refresh_from_db()
     assert room.version == 2
     assert room.room_state.media.url != resolved.media.url
     assert room.media_expires_ms > resolved.expires_ms
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_background_thread_refreshes_a_due_room(media_settings, media_site, settings):
+    settings.VSYNC_RESOLVE_MAX_AGE_S = 1.0
+    settings.VSYNC_RESOLVE_REFRESH_MARGIN_S = 0.9
+    settings.VSYNC_RESOLVE_CHECK_INTERVAL_S = 0.05
+    resolved = resolve_media(f"{media_site.url}/page.html")
+    room = room_create(name="Threaded", media=resolved.media, media_page_url=resolved.page_url,
+                       media_expires_ms=resolved.expires_ms)
+    ensure_refresher()
+    deadline = time.monotonic() + 10
+    while Room.objects.get(pk=room.pk).version == 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert Room.objects.get(pk=room.pk).version >= 2
+    stop_refresher()
 
 
 def test_the_admin_action_re_resolves_through_the_service(page_room, client):

@@ -7,7 +7,7 @@ import time
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
-from transports.http import json_response
+from rooms.api.http import json_response
 
 
 @require_GET

@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from rooms.serve import MAX_RANGES, parse_range
+from rooms.media.serve import MAX_RANGES, parse_range
 from tests.support.media_site import DEMO_WEBM
 
 DEMO = DEMO_WEBM.read_bytes()

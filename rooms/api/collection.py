@@ -8,13 +8,13 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rooms.api.http import api_write, json_error, json_response
 from rooms.commands import MAX_URL_LENGTH, parse_json
+from rooms.media.sources import DEMO_MEDIA, ResolvedMedia, resolve_media
 from rooms.models import Room
 from rooms.presence import room_member_counts
 from rooms.services import room_create
-from rooms.sources import DEMO_MEDIA, ResolvedMedia, resolve_media
 from rooms.state import InvalidCommand
-from transports.http import api_write, json_error, json_response
 
 
 class RoomCreate(BaseModel):

@@ -8,9 +8,9 @@ import pytest
 from yt_dlp.networking.exceptions import RequestError, TransportError
 from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
 
-from rooms import ytdlp
-from rooms.netguard import ForbiddenAddress
-from rooms.sources import resolution_cache, resolve_media, stream_expiry_ms
+from rooms.media import ytdlp
+from rooms.media.netguard import ForbiddenAddress
+from rooms.media.sources import resolution_cache, resolve_media, stream_expiry_ms
 from rooms.state import InvalidCommand
 from tests.support import media_site as fixtures
 

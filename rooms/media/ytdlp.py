@@ -32,7 +32,7 @@ from yt_dlp.networking._urllib import (
 from yt_dlp.networking.exceptions import HTTPError, RequestError, TransportError
 from yt_dlp.utils import UnsupportedError, YoutubeDLError
 
-from rooms.netguard import ForbiddenAddress, UnknownHost, guarded_connection
+from rooms.media.netguard import ForbiddenAddress, UnknownHost, guarded_connection
 
 logger = logging.getLogger(__name__)
 

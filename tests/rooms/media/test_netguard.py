@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from rooms.netguard import ForbiddenAddress, UnknownHost, check_url, guarded_connection, is_public
+from rooms.media.netguard import ForbiddenAddress, UnknownHost, check_url, guarded_connection, is_public
 from tests.support import media_site as fixtures
 
 loopback_only = fixtures.loopback_only

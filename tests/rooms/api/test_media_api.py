@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rooms.media.sources import DEMO_MEDIA
 from rooms.models import Room
 from rooms.services import room_create, room_server_command
-from rooms.sources import DEMO_MEDIA
 from tests.support import media_site as fixtures
 from tests.support.media_site import DEMO_WEBM, MediaSite
 from tests.support.servers import LiveServer, migrate, server_env

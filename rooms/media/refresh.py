@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import close_old_connections
 
+from rooms.media.sources import refresh_due, resolve_media
 from rooms.models import Room
 from rooms.services import now_ms, room_refresh_media
-from rooms.sources import refresh_due, resolve_media
 from rooms.state import InvalidCommand, RoomState
 
 logger = logging.getLogger(__name__)
@@ -100,6 +99,7 @@ def refresh_due_rooms(at_ms: float | None = None) -> list[str]:
 
 _refresher: threading.Thread | None = None
 _refresher_guard = threading.Lock()
+_refresher_stop = threading.Event()
 
 
 def ensure_refresher() -> None:
@@ -110,13 +110,22 @@ def ensure_refresher() -> None:
     with _refresher_guard:
         if _refresher is not None and _refresher.is_alive():
             return
+        _refresher_stop.clear()
         _refresher = threading.Thread(target=_run_refresher, name="media-refresher", daemon=True)
         _refresher.start()
 
 
+def stop_refresher() -> None:
+    """Stop the background check and wait for it (tests; a process that exits needs nothing)."""
+    _refresher_stop.set()
+    if _refresher is not None:
+        _refresher.join(timeout=30)
+
+
 def _run_refresher() -> None:
     while (interval := settings.VSYNC_RESOLVE_CHECK_INTERVAL_S) > 0:
-        time.sleep(interval)
+        if _refresher_stop.wait(interval):
+            return
         try:
             refreshed = refresh_due_rooms()
             if refreshed:

@@ -1,6 +1,6 @@
 """Several vsync processes sharing rooms through one Redis: ``make cluster``.
 
-    python -m transports.cluster --processes 2 --base-port 8001 --redis-port 6390 [--server uvicorn]
+    python -m vsync.launcher --processes 2 --base-port 8001 --redis-port 6390 [--server uvicorn]
 
 Starts Debian's ``redis-server`` (or reuses one already answering on that port) and
 N server processes on consecutive ports, all with ``REDIS_URL`` set and the same

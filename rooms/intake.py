@@ -7,11 +7,12 @@ from typing import Any
 
 from rooms.buffering import room_buffering_check
 from rooms.commands import command_from_data
+from rooms.media.refresh import ensure_refresher
+from rooms.media.sources import resolve_media
 from rooms.models import Room
 from rooms.presence import parse_report, presence_record, room_members, room_start_lead_ms
 from rooms.ratelimit import command_limiter
 from rooms.services import ControlDenied, now_ms, room_apply_command, with_media
-from rooms.sources import resolve_media
 from rooms.state import InvalidCommand, Rejected
 
 
@@ -34,6 +35,8 @@ def submit_command(slug: str, data: Any) -> Outcome:
         resolved = None
         if command.type == "media":
             resolved = resolve_media(command.url or "")
+            if resolved.expires_ms is not None:
+                ensure_refresher()
             command = with_media(command, resolved.media)
         result = room_apply_command(slug=slug, command=command,
                                     media_page_url=resolved.page_url if resolved else "",

@@ -41,8 +41,11 @@ def media_roots() -> list[Path]:
 
 
 def find_media_file(name: str) -> Path:
-    # Hidden names (the .incoming folder of uploads in progress) are never served.
+    # Hidden names (the .incoming folder of uploads in progress) are never served, nor
+    # anything that is not media (the demo's folder also holds the script that makes it).
     if any(part.startswith(".") for part in name.replace("\\", "/").split("/")):
+        raise Http404("no such media")
+    if Path(name).suffix.lower() not in CONTENT_TYPES:
         raise Http404("no such media")
     for root in media_roots():
         try:

@@ -8,11 +8,11 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET, require_POST
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rooms.api.http import answer_json_body, api_write, json_error, json_response
 from rooms.commands import parse_json
+from rooms.intake import members_body, submit_presence
 from rooms.models import Room
 from rooms.state import InvalidCommand
-from transports.http import answer_json_body, api_write, json_error, json_response
-from transports.intake import members_body, submit_presence
 
 
 class PolicyChange(BaseModel):

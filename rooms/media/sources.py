@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
+from django.http import Http404
 
-from rooms import ytdlp
-from rooms.netguard import ForbiddenAddress, UnknownHost, check_url
+from rooms.media import ytdlp
+from rooms.media.netguard import ForbiddenAddress, UnknownHost, check_url
+from rooms.media.serve import find_media_file
 from rooms.state import InvalidCommand, Media
 
 DEMO_MEDIA = Media(url=f"{settings.MEDIA_URL}demo.webm", title="Demo: test pattern with burned-in time",
@@ -110,10 +112,6 @@ def resolve_media(url: str, *, replacing: str | None = None) -> ResolvedMedia:
         raise InvalidCommand(str(exc), "url") from None
     resolved = _from_extracted(url, extracted, now_ms)
     resolution_cache.put(url, resolved)
-    if resolved.expires_ms is not None:
-        from rooms.refresh import ensure_refresher
-
-        ensure_refresher()
     return resolved
 
 
@@ -142,10 +140,6 @@ def stream_expiry_ms(stream_url: str, now_ms: float) -> float:
 
 
 def _local_media(url: str) -> Media:
-    from django.http import Http404
-
-    from rooms.serve import find_media_file
-
     name = urlsplit(url).path.removeprefix(settings.MEDIA_URL)
     try:
         find_media_file(name)
