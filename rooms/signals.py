@@ -7,3 +7,13 @@ from django.dispatch import Signal
 # Sent with ``state`` (a RoomState) once the transaction that made it has committed,
 # never before: a viewer must not see a version that a rollback undid.
 room_state_changed = Signal()
+
+# Sent (after commit) with ``room`` (slug), ``client_id`` and ``code`` when a member must
+# lose its open connections at once: kicked or banned (code 4403). The hub ends that
+# member's SSE streams, long polls and WebSockets (close code ``code``).
+member_ended = Signal()
+
+# Sent (after commit) with ``room`` (slug) when who may read the room changed (a password
+# was set): the hub re-checks every open connection of the room and ends those that no
+# longer pass (code 4401).
+room_access_changed = Signal()
