@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-if TYPE_CHECKING:
-    from loadtests.report import Point, Row
+from loadtests.rows import CDF_QUANTILES, Point, Row, group
 
 COLORS = {"poll": "tab:orange", "longpoll": "tab:green", "sse": "tab:blue", "ws": "tab:purple"}
 STYLES = {"memory": "-", "redis": "--", "floor": ":"}
@@ -21,7 +19,6 @@ MARKERS = {"daphne": "o", "uvicorn": "s", "floor": "."}
 
 def write_plots(out_dir: Path, rows: list[Row], cdf: dict[str, list[float]]) -> list[str]:
     """Write the plots that the rows allow; return their file names."""
-    from loadtests.report import group
 
     idle_rows = [r for r in rows if r.scenario == "idle"]
     points = group(r for r in rows if r.scenario != "idle")
@@ -100,7 +97,6 @@ def _representative(point: Point) -> Row:
 
 
 def latency_cdf(points: dict, cdf: dict[str, list[float]]) -> plt.Figure | None:
-    from loadtests.report import CDF_QUANTILES
 
     viewer_counts = sorted({key[1] for key in points})
     if not viewer_counts or not cdf:
