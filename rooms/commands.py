@@ -34,14 +34,39 @@ class _Media(_Base):
     url: Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
 
 
-SCHEMAS: dict[str, type[_Base]] = {
+class _Queued(BaseModel):
+    """Queue commands apply in arrival order, so ``client_ms`` is optional (checked when given)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    client_id: ClientId
+    client_ms: FiniteFloat | None = None
+
+
+class _Enqueue(_Queued):
+    url: Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
+
+
+class _Dequeue(_Queued):
+    item: int
+
+
+class _Move(_Queued):
+    item: int
+    to: int
+
+
+SCHEMAS: dict[str, type[BaseModel]] = {
     "play": _Positioned,
     "pause": _Positioned,
     "seek": _Positioned,
     "rate": _Rate,
     "media": _Media,
+    "enqueue": _Enqueue,
+    "dequeue": _Dequeue,
+    "move": _Move,
+    "next": _Queued,
 }
-CommandType = Literal["play", "pause", "seek", "rate", "media"]
+CommandType = Literal["play", "pause", "seek", "rate", "media", "enqueue", "dequeue", "move", "next"]
 
 
 def parse_json(raw: bytes | str) -> Any:
@@ -69,9 +94,11 @@ def command_from_data(data: Any) -> Command:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(part) for part in first["loc"]) or "body"
         raise InvalidCommand(f"{field}: {_message(first)}", field) from None
-    return Command(type=data["type"], client_id=valid.client_id, client_ms=float(valid.client_ms),
+    client_ms = getattr(valid, "client_ms", None)
+    return Command(type=data["type"], client_id=getattr(valid, "client_id", None),
+                   client_ms=0.0 if client_ms is None else float(client_ms),
                    position=getattr(valid, "position", None), rate=getattr(valid, "rate", None),
-                   url=getattr(valid, "url", None))
+                   url=getattr(valid, "url", None), item=getattr(valid, "item", None), to=getattr(valid, "to", None))
 
 
 def _message(error: dict[str, Any]) -> str:

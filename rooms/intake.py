@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,9 +12,10 @@ from rooms.media.refresh import ensure_refresher
 from rooms.media.sources import resolve_media
 from rooms.models import Room
 from rooms.presence import parse_report, presence_record, room_members, room_start_lead_ms
+from rooms.queue import room_queue_command
 from rooms.ratelimit import command_limiter
 from rooms.services import ControlDenied, now_ms, room_apply_command, with_media
-from rooms.state import InvalidCommand, Rejected
+from rooms.state import QUEUE_COMMANDS, InvalidCommand, Rejected
 
 
 @dataclass(frozen=True)
@@ -33,14 +35,19 @@ def submit_command(slug: str, data: Any) -> Outcome:
         if not command_limiter.allow(slug, command.client_id or ""):
             return Outcome(429, {"error": "too many commands from this client_id; slow down"})
         resolved = None
-        if command.type == "media":
+        if command.type in ("media", "enqueue"):
             resolved = resolve_media(command.url or "")
             if resolved.expires_ms is not None:
                 ensure_refresher()
             command = with_media(command, resolved.media)
-        result = room_apply_command(slug=slug, command=command,
-                                    media_page_url=resolved.page_url if resolved else "",
-                                    media_expires_ms=resolved.expires_ms if resolved else None)
+        if command.type in QUEUE_COMMANDS:
+            if resolved is not None and resolved.refreshable:
+                command = dataclasses.replace(command, page_url=resolved.page_url)
+            result = room_queue_command(slug=slug, command=command)
+        else:
+            result = room_apply_command(slug=slug, command=command,
+                                        media_page_url=resolved.page_url if resolved else "",
+                                        media_expires_ms=resolved.expires_ms if resolved else None)
     except InvalidCommand as exc:
         return Outcome(400, {"error": exc.error, "field": exc.field})
     except Room.DoesNotExist:

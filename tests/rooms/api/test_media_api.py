@@ -219,7 +219,7 @@ def test_a_room_can_be_created_from_a_direct_media_url(client, media_settings, m
                            content_type="application/json")
     assert response.status_code == 201
     assert response.json()["media"] == {"url": f"{media_site.url}/clip.webm", "title": "clip", "duration": None,
-                                        "source": "direct"}
+                                        "source": "direct", "subtitles": []}
     assert Room.objects.get(slug=response.json()["room"]).media_expires_ms is None
 
 
