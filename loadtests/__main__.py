@@ -21,8 +21,24 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from loadtests.report import rewrite_report
-from loadtests.runner import (
+
+def _missing_lab_tools() -> list[str]:
+    missing = []
+    for name in ("locust", "matplotlib"):
+        try:
+            metadata.version(name)
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
+
+
+# The lab's tools come with the dev extra: one line that says so, not a traceback.
+if _missing_lab_tools():
+    sys.exit(f"the transport lab needs {' and '.join(_missing_lab_tools())} (the dev extra): run "
+             f"{sys.executable} -m pip install -e '.[dev]'   (make bench does it too)")
+
+from loadtests.report import rewrite_report  # noqa: E402
+from loadtests.runner import (  # noqa: E402
     FLOOR,
     ROOT,
     VIEWER_CLASSES,

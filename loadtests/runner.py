@@ -11,8 +11,6 @@ import math
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -85,10 +83,8 @@ def say(line: str, end: str = "\n") -> None:
         print(line, end=end, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+free_port = launcher.free_port
+stop_process = launcher.stop_process_group
 
 
 def http_json(method: str, url: str, body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
@@ -101,57 +97,38 @@ def http_json(method: str, url: str, body: Any = None, timeout: float = 5.0) -> 
         return exc.code, None
 
 
-def wait_until_serving(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server {process.args} exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/api/time", timeout=1.0):
-                return
-        except (OSError, urllib.error.URLError):
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
-def stop_process(process: subprocess.Popen | None, timeout: float = 10.0) -> None:
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
-
-
 @dataclass
 class Servers:
-    """The server processes of one run (and redis-server for the Redis layer), started fresh."""
+    """The server processes of one run (and redis-server for the Redis layer), started fresh (vsync.launcher)."""
 
     spec: RunSpec
     data_dir: Path
     settings: Settings
-    processes: list[subprocess.Popen] = field(default_factory=list)
-    urls: list[str] = field(default_factory=list)
+    servers: list[launcher.ServerProcess] = field(default_factory=list)
+    redis: launcher.RedisServer | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        return [server.url for server in self.servers]
+
+    @property
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        """Every process of the run, redis-server included (the sampler sums them)."""
+        servers = [server.process for server in self.servers if server.process is not None]
+        return ([self.redis.process] if self.redis and self.redis.process else []) + servers
 
     def env(self, redis_url: str = "") -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DEBUG")}
+        env = launcher.server_env(self.data_dir)
+        env.pop("DEBUG", None)
         # DEBUG off, as deployed: with DEBUG on Django also keeps every query in memory.
-        env.update(VSYNC_DATA_DIR=str(self.data_dir), DATABASE_URL=f"sqlite:///{self.data_dir / 'db.sqlite3'}",
-                   DJANGO_SETTINGS_MODULE="vsync.settings", PYTHONUNBUFFERED="1", LOG_LEVEL="WARNING",
-                   DEBUG="0", SECRET_KEY=f"loadtest-{secrets.token_hex(16)}", PYTHONPATH=str(ROOT))
+        env.update(DEBUG="0", SECRET_KEY=f"loadtest-{secrets.token_hex(16)}", PYTHONPATH=str(ROOT))
         if redis_url:
             env["REDIS_URL"] = redis_url
         return env
 
     def command(self, port: int) -> list[str]:
-        if self.spec.server == "daphne":
-            return [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-        if self.spec.server == "uvicorn":
-            return launcher.server_command("uvicorn", port)
+        if self.spec.server in launcher.SERVERS:
+            return launcher.server_command(self.spec.server, port)
         if self.spec.server == FLOOR:
             return [sys.executable, "-m", "loadtests.floor", "--port", str(port)]
         raise ValueError(f"unknown server {self.spec.server!r}")
@@ -159,46 +136,30 @@ class Servers:
     def start(self) -> Servers:
         redis_url = ""
         count = 1
-        if self.spec.layer == "redis":
-            redis_port = free_port()
-            redis = shutil.which("redis-server")
-            if redis is None:
-                raise RuntimeError("the Redis layer needs redis-server (Debian package redis-server)")
-            self.processes.append(self._spawn([redis, "--port", str(redis_port), "--bind", "127.0.0.1",
-                                               "--save", "", "--appendonly", "no"], self.env(), "redis"))
-            redis_url = f"redis://127.0.0.1:{redis_port}/0"
-            count = self.settings.redis_processes
-            self._wait_for_redis(redis_port)
-        for index in range(count):
-            port = free_port()
-            process = self._spawn(self.command(port), self.env(redis_url), f"{self.spec.server}-{index}")
-            self.processes.append(process)
-            self.urls.append(f"http://127.0.0.1:{port}")
-        for url, process in zip(self.urls, self.processes[-count:], strict=True):
-            wait_until_serving(url, process)
+        try:
+            if self.spec.layer == "redis":
+                self.redis = launcher.RedisServer(data_dir=self.data_dir).start()
+                redis_url = self.redis.url
+                count = self.settings.redis_processes
+            for index in range(count):
+                port = free_port()
+                server = launcher.ServerProcess(env=self.env(redis_url), port=port, command=self.command(port),
+                                                log_path=self.data_dir / f"{self.spec.server}-{index}.log")
+                self.servers.append(server.start(wait=False))
+            for server in self.servers:
+                server.wait()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
-    def _spawn(self, command: list[str], env: dict[str, str], name: str) -> subprocess.Popen:
-        log = open(self.data_dir / f"{name}.log", "ab")
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-    def _wait_for_redis(self, port: int) -> None:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError("redis-server did not start")
-
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            stop_process(process)
-        self.processes.clear()
+        for server in reversed(self.servers):
+            server.stop()
+        self.servers.clear()
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
 
 
 def tree(pid: int) -> list[psutil.Process]:
