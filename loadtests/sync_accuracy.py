@@ -1,15 +1,21 @@
-"""Sync accuracy: how far apart real browsers on one transport show the same room.
+"""Sync accuracy: how far apart real browsers show the same room, and how soon they agree after a command.
 
 Run by hand (not part of the test suite):
 
     .venv/bin/python -m loadtests.sync_accuracy --seconds 60 --pages 3
+    .venv/bin/python -m loadtests.sync_accuracy --layout mixed --cpu-throttle 4 --seconds 40
 
-Starts its own server, optionally behind a delay proxy, opens ``--pages`` Chromium
-pages per transport, plays for ``--seconds`` with a seek every ``--seek-every``
-seconds, samples every page's video position four times a second (corrected to one
-instant), and reports per transport the distribution of the pairwise drift and of
-the offset from the room's position. "steady" leaves out the few seconds after each
-seek in which the pages are still converging.
+Starts its own server, optionally behind a delay proxy, and opens Chromium pages: ``--pages``
+per transport (``per-transport``), or one room with one page per transport, one of them with
+a skewed clock (``mixed``, as the browser test). It plays, then alternates seeks and rate
+changes every ``--command-every`` seconds. Every page records ``video.currentTime`` about
+every 20 ms, stamped with the machine's clock in the same task; positions are compared on a
+50 ms grid (each page's median of the readings within 80 ms, carried to the grid instant).
+Per command it reports the spread between pages and the worst offset from the room's
+position 3.5 s after the command, how long until all pages were within 20 ms and stayed
+there, and how many seeks and nudges each page made; "steady" is the grid from 3 s after
+each command on. ``--cpu-throttle`` slows every page's renderer through Chromium's
+Emulation.setCPUThrottlingRate (DevTools' "mid-tier mobile" preset is 4).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import random
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -27,12 +35,32 @@ from playwright.sync_api import sync_playwright
 
 from rooms.state import RoomState
 from tests.e2e.proxy import DelayProxy
-from tests.e2e.support import CHROMIUM, CHROMIUM_ARGS, open_viewer, read_positions
+from tests.e2e.support import CHROMIUM, CHROMIUM_ARGS, open_viewer
 from tests.support.servers import LiveServer, migrate, server_env
 
-SAMPLE_INTERVAL_S = 0.25
-# Samples this soon after a command show convergence, not steady-state agreement.
+TRANSPORTS = ["poll", "longpoll", "sse", "ws"]
+# The moment the issue reads the pages at, after each command.
+READ_AFTER_S = 3.5
+# Grid points this soon after a command show convergence, not steady-state agreement.
 SETTLE_S = 3.0
+AGREEMENT_MS = 20.0
+GRID_MS = 50.0
+# Each grid value is the median of a page's readings this close to it, carried to the instant:
+# Chromium's currentTime moves in steps of a few ms while the pitch-preserving stretcher runs.
+WINDOW_MS = 80.0
+
+RECORDER_JS = """() => {
+  const v = document.querySelector('video');
+  window.__vsyncTrace = [];
+  setInterval(() => window.__vsyncTrace.push(
+    [window.__realNow(), v.currentTime, v.paused || v.seeking, v.playbackRate]), 20);
+}"""
+TAKE_TRACE_JS = """() => {
+  const trace = window.__vsyncTrace; window.__vsyncTrace = [];
+  const e = vsync.engine;
+  return {trace, version: e.version, seeks: e.seeks, nudges: e.nudges, seek_latency_ms: e.seekLatencyMs,
+          start_latency_ms: e.startLatencyMs, last_seek_took_ms: e.lastSeekTookMs, last_start_ms: e.lastStartMs};
+}"""
 
 
 def quantiles(values: list[float]) -> dict[str, float | int | None]:
@@ -43,64 +71,146 @@ def quantiles(values: list[float]) -> dict[str, float | int | None]:
     return {"n": len(ordered), "p50": round(pick(0.5), 1), "p95": round(pick(0.95), 1), "max": round(ordered[-1], 1)}
 
 
-def measure(browser, server: LiveServer, base_url: str, transport: str, args: argparse.Namespace) -> dict:
+def position_at(trace: list[list], t_ms: float) -> float | None:
+    """A page's position at ``t_ms``: the median of its readings near it, each carried to ``t_ms``."""
+    carried = [position + (0.0 if still else rate * (t_ms - at) / 1000.0)
+               for at, position, still, rate in trace if abs(at - t_ms) <= WINDOW_MS]
+    return statistics.median(carried) if carried else None
+
+
+def analyse(traces: list[list[list]], state: RoomState, start_ms: float, end_ms: float) -> dict:
+    """Agreement over one command's window, on a grid of instants."""
+    grid, spread_at_read, offset_at_read = [], None, None
+    t = start_ms
+    while t <= end_ms:
+        positions = [position_at(trace, t) for trace in traces]
+        if all(p is not None for p in positions):
+            expected = state.position_at(t)
+            gaps = [abs(a - b) * 1000 for a, b in itertools.combinations(positions, 2)]
+            offsets = [abs(p - expected) * 1000 for p in positions]
+            grid.append((t, gaps, offsets))
+            if spread_at_read is None and t >= start_ms + READ_AFTER_S * 1000:
+                spread_at_read = max(gaps, default=0.0)
+                offset_at_read = max(offsets)
+        t += GRID_MS
+    converged_s = None
+    for t, gaps, offsets in reversed(grid):
+        if max(gaps + offsets) > AGREEMENT_MS:
+            break
+        converged_s = round((t - start_ms) / 1000, 2)
+    steady = [(gaps, offsets) for t, gaps, offsets in grid if t >= start_ms + SETTLE_S * 1000]
+    return {"spread_at_read_ms": None if spread_at_read is None else round(spread_at_read, 1),
+            "room_offset_at_read_ms": None if offset_at_read is None else round(offset_at_read, 1),
+            "within_20ms_after_s": converged_s,
+            "pairwise_ms": [g for _, gaps, _ in grid for g in gaps],
+            "offsets_ms": [o for *_, offs in grid for o in offs],
+            "pairwise_steady_ms": [g for gaps, _ in steady for g in gaps],
+            "offsets_steady_ms": [o for _, offs in steady for o in offs]}
+
+
+def plan(seconds: float, every: float, rng: random.Random) -> list[dict]:
+    """play, then seek and rate changes in turn, one every ``every`` seconds."""
+    commands = [{"type": "play", "position": 0.0}]
+    rates = itertools.cycle([1.5, 1.0])
+    for index in range(1, int(seconds // every)):
+        commands.append({"type": "seek", "position": round(rng.uniform(2.0, 40.0), 3)} if index % 2
+                        else {"type": "rate", "rate": next(rates)})
+    return commands
+
+
+def measure(browser, server: LiveServer, base_url: str, transports: list[str], args: argparse.Namespace) -> dict:
     api = f"{server.url}/api/rooms"
-    slug = httpx.post(api, json={"name": f"accuracy {transport} {time.time():.0f}"}).json()["room"]
-    pages = [open_viewer(browser, base_url, slug, transport, name=f"bench {i}") for i in range(args.pages)]
-    pairwise, offsets, pairwise_steady, offsets_steady = [], [], [], []
+    slug = httpx.post(api, json={"name": f"accuracy {'+'.join(transports)} {time.time():.0f}"}).json()["room"]
+    pages = [open_viewer(browser, base_url, slug, transport, name=f"bench {i} {transport}",
+                         skew_ms=args.skew_ms if i == 1 else 0.0, cpu_throttle=args.cpu_throttle)
+             for i, transport in enumerate(transports)]
+    commands, totals = [], {key: [] for key in ("pairwise_ms", "offsets_ms", "pairwise_steady_ms", "offsets_steady_ms")}
     try:
         for page in pages:
             page.wait_for_function("() => window.vsync?.clock.synced && window.vsync.transport?.status === 'open'"
-                                   " && vsync.engine.video.readyState >= 3", timeout=20_000)
+                                   " && vsync.engine.video.readyState >= 3", timeout=30_000)
         pages[0].wait_for_timeout(1_600)  # one presence round: the start lead learns the round trips
-
-        def command(**body: object) -> None:
-            body.update(client_id="c-bench", client_ms=time.time() * 1000.0)
-            httpx.post(f"{api}/{slug}/commands", json=body).raise_for_status()
-
-        command(type="play", position=0.0)
-        started = last_command = time.monotonic()
-        rng = random.Random(4)
-        while time.monotonic() - started < args.seconds:
-            if time.monotonic() - last_command >= args.seek_every:
-                command(type="seek", position=round(rng.uniform(2.0, 40.0), 3))
-                last_command = time.monotonic()
-            state = RoomState.from_dict(httpx.get(f"{api}/{slug}/state").json())
-            instant, readings = read_positions(pages)
-            if all(r["version"] == state.version for r in readings) and instant >= state.anchor_ms:
-                expected = state.position_at(instant)
-                steady = time.monotonic() - last_command >= SETTLE_S
-                for a, b in itertools.combinations(readings, 2):
-                    gap = abs(a["position"] - b["position"]) * 1000
-                    pairwise.append(gap)
-                    if steady:
-                        pairwise_steady.append(gap)
-                for reading in readings:
-                    off = abs(reading["position"] - expected) * 1000
-                    offsets.append(off)
-                    if steady:
-                        offsets_steady.append(off)
-            pages[0].wait_for_timeout(SAMPLE_INTERVAL_S * 1000)
-        seeks = [p.evaluate("() => vsync.engine.seeks") for p in pages]
+        for page in pages:
+            page.evaluate(RECORDER_JS)
+        before = [page.evaluate(TAKE_TRACE_JS) for page in pages]
+        for body in plan(args.seconds, args.command_every, random.Random(4)):
+            sent_ms = time.time() * 1000.0
+            body.update(client_id="c-bench", client_ms=sent_ms)
+            response = httpx.post(f"{api}/{slug}/commands", json=body)
+            response.raise_for_status()
+            state = RoomState.from_dict(response.json()["state"])
+            time.sleep(max(0.0, sent_ms / 1000 + args.command_every - time.time()))
+            after = [page.evaluate(TAKE_TRACE_JS) for page in pages]
+            result = analyse([a["trace"] for a in after], state, sent_ms, time.time() * 1000.0 - WINDOW_MS)
+            for key in totals:
+                totals[key] += result.pop(key)
+            result |= {"command": body["type"], "start_lead_ms": round(state.anchor_ms - state.changed_ms, 1),
+                       "seeks_per_page": [a["seeks"] - b["seeks"] for a, b in zip(after, before, strict=True)],
+                       "nudges_per_page": [a["nudges"] - b["nudges"] for a, b in zip(after, before, strict=True)],
+                       "versions_ok": all(a["version"] == state.version for a in after),
+                       "pages": {f"{i}:{t}": {k: (round(v, 1) if isinstance(v, float) else v) for k, v in a.items()
+                                              if k.endswith("_ms")} for i, (t, a) in enumerate(zip(transports, after,
+                                                                                                 strict=True))}}
+            if args.keep_traces:
+                result["traces"] = [a["trace"] for a in after]
+                result["state"] = state.to_dict()
+                result["sent_ms"] = sent_ms
+            commands.append(result)
+            print(f"  {'+'.join(transports)} {body['type']:<5} spread@{READ_AFTER_S}s {result['spread_at_read_ms']} "
+                  f"room {result['room_offset_at_read_ms']} within20 {result['within_20ms_after_s']} s "
+                  f"seeks {result['seeks_per_page']} nudges {result['nudges_per_page']} "
+                  f"lead {result['start_lead_ms']} pages {json.dumps(result['pages'])}", flush=True)
+            before = after
     finally:
         for page in pages:
             page.context.close()
-    return {"pairwise_ms": quantiles(pairwise), "pairwise_steady_ms": quantiles(pairwise_steady),
-            "offset_ms": quantiles(offsets), "offset_steady_ms": quantiles(offsets_steady),
-            "engine_seeks_per_page": seeks}
+    return {"commands": commands, **{key: quantiles(values) for key, values in totals.items()}}
+
+
+def worst(done: list[dict], key: str) -> float | None:
+    return max((c[key] for c in done if c[key] is not None), default=None)
+
+
+def summary_rows(results: dict) -> list[str]:
+    fmt = lambda q: f"{q['p50']}/{q['p95']}/{q['max']}"  # noqa: E731
+    rows = [f"{'pages':<18} {'pairwise p50/p95/max':>22} {'steady':>16} {'vs room steady':>16}"]
+    for label, r in results.items():
+        rows.append(f"{label:<18} {fmt(r['pairwise_ms']):>22} {fmt(r['pairwise_steady_ms']):>16} "
+                    f"{fmt(r['offsets_steady_ms']):>16}")
+    rows.append(f"\n{'pages':<18} {'command':<6} {'spread@3.5s':>12} {'room@3.5s':>10} {'within 20 ms after':>19} "
+                f"{'seeks/page max':>15} {'nudges/page max':>16}")
+    for label, r in results.items():
+        for kind in ("play", "seek", "rate"):
+            done = [c for c in r["commands"] if c["command"] == kind]
+            if not done:
+                continue
+            late = [c["within_20ms_after_s"] for c in done]
+            rows.append(f"{label:<18} {kind:<6} {worst(done, 'spread_at_read_ms')!s:>12} "
+                        f"{worst(done, 'room_offset_at_read_ms')!s:>10} "
+                        f"{'never' if None in late else max(late)!s:>19} "
+                        f"{max(max(c['seeks_per_page']) for c in done):>15} "
+                        f"{max(max(c['nudges_per_page']) for c in done):>16}")
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--transports", default="poll,longpoll,sse,ws")
+    parser.add_argument("--transports", default=",".join(TRANSPORTS))
+    parser.add_argument("--layout", choices=["per-transport", "mixed"], default="per-transport",
+                        help="--pages pages per transport, or one room with one page per transport")
     parser.add_argument("--pages", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--seek-every", type=float, default=10.0)
+    parser.add_argument("--command-every", type=float, default=10.0)
+    parser.add_argument("--cpu-throttle", type=float, default=1.0, help="Chromium CPU slowdown (4: mid-tier mobile)")
+    parser.add_argument("--skew-ms", type=float, default=3_700.0, help="clock skew of the second page (mixed)")
     parser.add_argument("--delay-ms", type=float, default=100.0, help="one-way delay of the proxy (0: no proxy)")
     parser.add_argument("--jitter-ms", type=float, default=10.0)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--keep-traces", action="store_true", help="with --json: every page's readings too")
     args = parser.parse_args()
     assert CHROMIUM.exists(), f"needs Debian's chromium at {CHROMIUM}"
+    if args.layout == "per-transport":
+        args.skew_ms = 0.0
 
     env = server_env(Path(tempfile.mkdtemp(prefix="vsync-accuracy-")))
     migrate(env)
@@ -109,14 +219,16 @@ def main() -> None:
     if args.delay_ms > 0:
         proxy = DelayProxy(upstream_port=server.port, delay_ms=args.delay_ms, jitter_ms=args.jitter_ms).start()
     base_url = proxy.url if proxy else server.url
-    results = {}
+    transports = args.transports.split(",")
+    groups = {"mixed": transports} if args.layout == "mixed" else {t: [t] * args.pages for t in transports}
+    results, load = {}, [os.getloadavg()[0]]
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
             try:
-                for transport in args.transports.split(","):
-                    results[transport] = measure(browser, server, base_url, transport, args)
-                    print(transport, json.dumps(results[transport]), flush=True)
+                for label, group in groups.items():
+                    results[label] = measure(browser, server, base_url, group, args)
+                    load.append(os.getloadavg()[0])
             finally:
                 browser.close()
     finally:
@@ -124,17 +236,13 @@ def main() -> None:
             proxy.stop()
         server.stop()
 
-    print(f"\n{args.pages} pages per transport, {args.seconds:.0f} s of play, a seek every {args.seek_every:.0f} s, "
-          f"network {args.delay_ms:.0f} ms ± {args.jitter_ms:.0f} ms each way")
-    print(f"{'transport':<10} {'pairwise p50/p95/max (ms)':>28} {'steady p50/p95/max':>22} {'vs room':>20} "
-          f"{'vs room steady':>20}")
-    for transport, r in results.items():
-        fmt = lambda q: f"{q['p50']}/{q['p95']}/{q['max']}"  # noqa: E731
-        print(f"{transport:<10} {fmt(r['pairwise_ms']):>28} {fmt(r['pairwise_steady_ms']):>22} "
-              f"{fmt(r['offset_ms']):>20} {fmt(r['offset_steady_ms']):>20}")
+    print(f"\n{args.layout}, CPU throttle {args.cpu_throttle:g}x, {args.seconds:.0f} s, a command every "
+          f"{args.command_every:.0f} s, network {args.delay_ms:.0f} ms ± {args.jitter_ms:.0f} ms each way, "
+          f"load average {min(load):.1f}-{max(load):.1f}")
+    print("\n".join(summary_rows(results)))
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "results": results},
-                                        indent=2))
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "load_average": load,
+                                         "results": results}, indent=2))
 
 
 if __name__ == "__main__":

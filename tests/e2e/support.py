@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, CDPSession, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -14,8 +14,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 def open_viewer(browser: Browser, base_url: str, slug: str, transport: str, *, skew_ms: float = 0.0,
-                name: str | None = None) -> Page:
-    """A room page in its own context (own cache and storage), optionally with a skewed clock."""
+                name: str | None = None, cpu_throttle: float = 1.0) -> Page:
+    """A room page in its own context (own cache and storage), optionally with a skewed clock.
+
+    ``cpu_throttle`` slows the page's renderer that many times (DevTools' "mid-tier mobile" is 4).
+    """
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     # The machine's own wall clock, kept before any skew: readings are stamped with it.
     context.add_init_script("window.__realNow = Date.now.bind(Date);")
@@ -29,8 +32,23 @@ def open_viewer(browser: Browser, base_url: str, slug: str, transport: str, *, s
     if name:
         context.add_init_script(f"localStorage.setItem('vsync.name', {name!r});")
     page = context.new_page()
+    if cpu_throttle != 1.0:
+        throttle_cpu(page, cpu_throttle)
     page.goto(f"{base_url}/r/{slug}?transport={transport}")
     return page
+
+
+# CDP sessions kept attached for their page's lifetime: the emulation lasts as long as its session.
+_THROTTLE_SESSIONS: dict[int, CDPSession] = {}
+
+
+def throttle_cpu(page: Page, rate: float) -> None:
+    """Chromium's CPU throttling (Emulation.setCPUThrottlingRate), as DevTools' performance panel sets it."""
+    session = _THROTTLE_SESSIONS.get(id(page))
+    if session is None:
+        session = _THROTTLE_SESSIONS[id(page)] = page.context.new_cdp_session(page)
+        page.on("close", lambda _page: _THROTTLE_SESSIONS.pop(id(page), None))
+    session.send("Emulation.setCPUThrottlingRate", {"rate": rate})
 
 
 # Each page reads its video several times around one agreed wall-clock instant, stamping every

@@ -60,6 +60,8 @@ export class Engine {
     this.lastLatencyMs = null;
     this.driftMs = null;
     this.seeks = 0;
+    this.nudges = 0; // times a nudge began (the drift left the dead band)
+    this.lastSeekTookMs = null;
     this.nudging = false;
     this.seekLatencyMs = SEEK_LATENCY_INITIAL_MS;
     this.startLatencyMs = START_LATENCY_INITIAL_MS;
@@ -222,7 +224,10 @@ export class Engine {
       return;
     }
     const stretched = s.rate !== 1;
-    if (magnitude > (stretched ? DRIFT.DEADBAND_STRETCHED_MS : DRIFT.DEADBAND_MS)) this.nudging = true;
+    if (magnitude > (stretched ? DRIFT.DEADBAND_STRETCHED_MS : DRIFT.DEADBAND_MS)) {
+      if (!this.nudging) this.nudges += 1;
+      this.nudging = true;
+    }
     else if (magnitude < (stretched ? DRIFT.DEADBAND_STRETCHED_EXIT_MS : DRIFT.DEADBAND_EXIT_MS)) this.nudging = false;
     if (!this.nudging) {
       this._setRate(s.rate);
@@ -254,9 +259,10 @@ export class Engine {
 
   _seeked() {
     if (this._seekStartedAt === null) return;
+    const took = performance.now() - this._seekStartedAt;
+    this.lastSeekTookMs = took;
     if (!this.video.paused) {
       // Learn how long a seek while playing takes, so the next one lands on time.
-      const took = performance.now() - this._seekStartedAt;
       this.seekLatencyMs = Math.min(1000, 0.7 * this.seekLatencyMs + 0.3 * took);
     }
     this._seekStartedAt = null;
