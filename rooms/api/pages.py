@@ -36,6 +36,9 @@ def lab(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _config(room: Room, transport: str | None) -> dict[str, object]:
-    return {"slug": room.slug, "name": room.name, "transport": transport, "state": room.state,
+    # A password room's page asks for the password first: its state (the media URL) is for members only.
+    has_password = bool(room.password_hash)
+    return {"slug": room.slug, "name": room.name, "transport": transport,
+            "state": None if has_password else room.state,
             "buffering_policy": room.buffering_policy, "buffering_timeout_s": room.buffering_timeout_s,
-            "control": room.control}
+            "control": room.control, "listed": room.listed, "has_password": has_password}

@@ -2,6 +2,7 @@
 // engine and live latency figures: the classic four-tab demonstration as a page.
 import { Clock } from "./clock.js";
 import { Presence } from "./presence.js";
+import { Membership } from "./session.js";
 import { renderStats } from "./stats.js";
 import { Engine } from "./sync.js";
 import { openTransport } from "./transports.js";
@@ -12,6 +13,8 @@ const BINS = [25, 50, 100, 200, 400, 800, 1600, Infinity];
 const config = JSON.parse(document.getElementById("vsync-config").textContent);
 const clock = new Clock();
 const labId = `c-lab-${crypto.randomUUID().slice(0, 6)}`;
+// The four players are one member of the room (the owner, in the owner's browser).
+const membership = new Membership({ slug: config.slug, clientId: labId });
 
 const quantile = (sorted, q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null);
 const ms = (value) => (value === null || !Number.isFinite(value) ? "–" : `${value.toFixed(1)} ms`);
@@ -28,12 +31,14 @@ class LabViewer {
     });
     this.transport = openTransport(this.name, {
       slug: config.slug,
+      auth: membership,
+      onDenied: (status, error) => { this.conn.dataset.state = "closed"; this.conn.textContent = `refused: ${error}`; },
       onState: (state) => this.engine.receive(state),
       onStatus: (status) => { this.conn.dataset.state = status; this.conn.textContent = status; },
       onReconnect: () => clock.sync(),
     });
     this.presence = new Presence({
-      slug: config.slug, getTransport: () => this.transport,
+      slug: config.slug, getTransport: () => this.transport, fetchMembers: (url, init) => membership.fetch(url, init),
       report: () => ({ client_id: `${labId}-${this.name}`, name: `lab · ${this.name}`, transport: this.name,
                        rtt_ms: clock.rttMs, status: this.engine.status, drift_ms: this.engine.driftMs }),
     });
@@ -82,7 +87,7 @@ const viewers = [...document.querySelectorAll(".lab-cell")].map((cell) => new La
 const room = () => viewers.find((v) => v.transport.status === "open")?.engine ?? viewers[0].engine;
 
 async function command(type, fields) {
-  const response = await fetch(`/api/rooms/${encodeURIComponent(config.slug)}/commands`, {
+  const response = await membership.fetch(`/api/rooms/${encodeURIComponent(config.slug)}/commands`, {
     method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ type, client_id: labId, client_ms: clock.now(), ...fields }),
   });
@@ -99,6 +104,10 @@ document.getElementById("lab-back").addEventListener("click", () => command("see
 document.getElementById("lab-fwd").addEventListener("click", () => command("seek", { position: room().positionAt() + 5 }));
 
 window.vsync = { clock, viewers };
-await clock.start();
+const [, joined] = await Promise.all([clock.start(), membership.join({ name: "lab" })]);
+if (!joined.ok) {
+  for (const viewer of viewers) { viewer.conn.dataset.state = "closed"; viewer.conn.textContent = joined.error; }
+  throw new Error(`vsync lab: ${joined.error}`);
+}
 for (const viewer of viewers) viewer.start();
 setInterval(() => { for (const viewer of viewers) viewer.render(); }, STATS_INTERVAL_MS);

@@ -1,4 +1,5 @@
 // The lobby: rooms with who is watching what, creating a room, joining one.
+import { rememberOwnerToken } from "./session.js";
 
 const REFRESH_MS = 3_000;
 const list = document.getElementById("room-list");
@@ -24,8 +25,9 @@ document.getElementById("create-form").addEventListener("submit", async (event) 
   event.preventDefault();
   const form = event.target;
   const error = document.getElementById("create-error");
-  const body = { name: form.name.value.trim() };
+  const body = { name: form.name.value.trim(), control: form.control.value, listed: form.listed.checked };
   if (form.media_url.value.trim()) body.media_url = form.media_url.value.trim();
+  if (form.password.value) body.password = form.password.value;
   form.querySelector("button").disabled = true;
   error.hidden = true;
   try {
@@ -33,7 +35,12 @@ document.getElementById("create-form").addEventListener("submit", async (event) 
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
     const answer = await response.json().catch(() => ({}));
-    if (response.status === 201) { location.href = `/r/${answer.room}`; return; }
+    if (response.status === 201) {
+      // Shown once by the server: whoever presents it is the owner. Kept per room in this browser.
+      rememberOwnerToken(answer.room, answer.owner_token);
+      location.href = `/r/${encodeURIComponent(answer.room)}`;
+      return;
+    }
     error.textContent = answer.error || `The server said ${response.status}`;
     error.hidden = false;
   } finally {

@@ -1,7 +1,8 @@
 // Choosing media for the room (a URL or an upload) and reporting playback errors,
 // so the server can re-resolve an expired stream URL.
 
-export function wireMedia({ slug, clientId, clock, engine, form, input, upload, progress, status }) {
+// headers(): the member token's Authorization header (session.js), sent on every request.
+export function wireMedia({ slug, clientId, clock, engine, form, input, upload, progress, status, headers = () => ({}) }) {
   const api = `/api/rooms/${encodeURIComponent(slug)}`;
   const say = (text, isError = false) => {
     status.textContent = text;
@@ -17,7 +18,7 @@ export function wireMedia({ slug, clientId, clock, engine, form, input, upload, 
     say("resolving…");
     try {
       const response = await fetch(`${api}/commands`, {
-        method: "POST", headers: { "Content-Type": "application/json" },
+        method: "POST", headers: { "Content-Type": "application/json", ...headers() },
         body: JSON.stringify({ type: "media", client_id: clientId, client_ms: clock.now(), url }),
       });
       const body = await response.json().catch(() => ({}));
@@ -40,6 +41,7 @@ export function wireMedia({ slug, clientId, clock, engine, form, input, upload, 
     data.append("client_ms", String(clock.now()));
     const request = new XMLHttpRequest();
     request.open("POST", `${api}/media`);
+    for (const [name, value] of Object.entries(headers())) request.setRequestHeader(name, value);
     progress.hidden = false;
     progress.value = 0;
     say(`Uploading ${file.name}…`);
@@ -65,7 +67,7 @@ export function wireMedia({ slug, clientId, clock, engine, form, input, upload, 
     reported.add(url);
     say("This media failed to play here; asking the server to resolve it again…", true);
     fetch(`${api}/media/error`, {
-      method: "POST", headers: { "Content-Type": "application/json" },
+      method: "POST", headers: { "Content-Type": "application/json", ...headers() },
       body: JSON.stringify({ client_id: clientId, url }),
     }).catch(() => {});
   });

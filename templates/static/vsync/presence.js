@@ -1,4 +1,5 @@
-// Presence: tell the room who we are and how we are doing, and show who else is here.
+// Presence: tell the room who we are and how we are doing, and learn who else is here
+// (members.js draws the list).
 
 // Often enough that the `wait` policy's timeout and "away" marks are timely,
 // rarely enough to cost nothing next to the state traffic.
@@ -10,12 +11,12 @@ const DRIFT_CHANGE_MS = 10;
 const MIN_GAP_MS = 500;
 const NAME_MAX = 40;
 
-const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
 export class Presence {
   // report(): {client_id, name, transport, rtt_ms, status, drift_ms}; getTransport(): the live adapter
-  constructor({ slug, report, getTransport, onMembers = () => {} }) {
+  // fetchMembers: a fetch that proves membership (session.js), for GET .../members.
+  constructor({ slug, report, getTransport, onMembers = () => {}, fetchMembers = (url, init) => fetch(url, init) }) {
     this.slug = slug;
+    this.fetchMembers = fetchMembers;
     this.report = report;
     this.getTransport = getTransport;
     this.onMembers = onMembers;
@@ -54,7 +55,7 @@ export class Presence {
     try {
       let body = await this.getTransport().sendPresence(report);
       if (!body) {
-        const response = await fetch(`/api/rooms/${encodeURIComponent(this.slug)}/members`, { cache: "no-store" });
+        const response = await this.fetchMembers(`/api/rooms/${encodeURIComponent(this.slug)}/members`, { cache: "no-store" });
         body = response.ok ? await response.json() : null;
       }
       if (body) {
@@ -64,18 +65,4 @@ export class Presence {
       }
     } catch { /* offline: the transport shows it; the next beat retries */ }
   }
-}
-
-export function renderMembers(list, members, selfId) {
-  const html = members.map((m) => {
-    const drift = m.drift_ms === null || m.drift_ms === undefined ? "" : `${m.drift_ms >= 0 ? "+" : ""}${m.drift_ms.toFixed(0)} ms`;
-    const you = m.client_id === selfId ? ' <span class="muted">(you)</span>' : "";
-    return `<li class="member" data-status="${m.status}">
-      <span class="dot" aria-hidden="true"></span>
-      <span class="member-name">${escapeHtml(m.name || "anonymous")}${you}</span>
-      <span class="tag">${escapeHtml(m.transport)}</span>
-      <span class="member-status">${m.status}</span>
-      <span class="member-drift" title="drift from the room position">${drift}</span></li>`;
-  }).join("");
-  if (list.innerHTML !== html) list.innerHTML = html || '<li class="muted">Nobody yet</li>';
 }

@@ -1,7 +1,12 @@
-// Four ways to receive the same room states, behind one interface:
-//   const t = openTransport(name, {slug, onState, onStatus, onReconnect});
+// Four ways to receive the same room states (and the room's chat), behind one interface:
+//   const t = openTransport(name, {slug, onState, onStatus, onReconnect, auth, onDenied, chat});
 //   t.start(sinceVersion); t.stop(); await t.send(command); await t.sendPresence(report);
+//   await t.sendChat({client_id, text});
 // Every adapter resumes from the last version it saw and reconnects with backoff and jitter.
+// `auth` ({headers(), token}) proves membership; when the server ends it (401/403, or the
+// WebSocket's 4401/4403/4404) the adapter stops for good and calls onDenied(status, error):
+// reconnecting would only be refused again. `chat` ({after(), onEvent(event)}) receives
+// {kind: "message", message} | {kind: "delete", id} | {kind: "reset"}.
 
 // Short polling every quarter second: the room's start lead covers this interval.
 const POLL_INTERVAL_MS = 250;
@@ -12,6 +17,11 @@ const BACKOFF_BASE_MS = 250;
 const BACKOFF_MAX_MS = 8_000;
 // A command acknowledgement that takes this long is lost with its socket.
 const ACK_TIMEOUT_MS = 5_000;
+// WebSocket close codes after which reconnecting is pointless (CONTRACT v2): the token is
+// not valid (4401), the member was kicked or banned (4403), the room is gone (4404).
+const WS_DENIED = { 4401: 401, 4403: 403, 4404: 404 };
+const DENIED_STATUSES = new Set([401, 403, 404]);
+const NO_AUTH = { headers: () => ({}), token: null };
 
 export const TRANSPORT_NAMES = ["poll", "longpoll", "sse", "ws"];
 
@@ -25,9 +35,9 @@ const sleep = (ms, signal) => new Promise((resolve) => {
   signal?.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
 });
 
-async function postJson(url, body) {
+async function postJson(url, body, headers = {}) {
   const response = await fetch(url, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body),
   });
   let data = null;
   try { data = await response.json(); } catch { /* empty body */ }
@@ -35,12 +45,17 @@ async function postJson(url, body) {
 }
 
 class Adapter {
-  constructor(name, { slug, onState, onStatus = () => {}, onReconnect = () => {} }) {
+  constructor(name, { slug, onState, onStatus = () => {}, onReconnect = () => {}, auth = NO_AUTH,
+                      onDenied = () => {}, chat = null }) {
     this.name = name;
     this.slug = slug;
     this.onState = onState;
     this.onStatus = onStatus;
     this.onReconnect = onReconnect;
+    this.auth = auth;
+    this.onDenied = onDenied;
+    this.chat = chat;
+    this.denied = null;
     this.version = 0;
     this.attempt = 0;
     // How much later than a push transport this one can see a change: the start lead
@@ -52,6 +67,32 @@ class Adapter {
   }
 
   get api() { return `/api/rooms/${encodeURIComponent(this.slug)}`; }
+
+  // EventSource and WebSocket cannot set headers: the room's cookie covers them, and the
+  // token in the query keeps this page's own identity when another tab of the same browser
+  // joined the room as someone else (one cookie per room is shared by all tabs).
+  _withToken(url) {
+    const token = this.auth.token;
+    if (!token) return url;
+    return `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
+  }
+
+  _get(url, extraHeaders = {}) {
+    return fetch(url, { headers: { ...this.auth.headers(), ...extraHeaders }, cache: "no-store", signal: this.abort.signal });
+  }
+
+  // The server ended this page's membership: stop, say why once, never reconnect.
+  _deny(status, error) {
+    if (this.denied) return;
+    this.denied = { status, error };
+    this.stop();
+    this.onDenied(status, error);
+  }
+
+  async _denyFrom(response) {
+    const body = await response.json().catch(() => ({}));
+    this._deny(response.status, body?.error || `HTTP ${response.status}`);
+  }
 
   start(sinceVersion = 0) {
     this.version = Math.max(this.version, sinceVersion);
@@ -67,12 +108,36 @@ class Adapter {
     this._setStatus("closed");
   }
 
-  // Commands and presence go over HTTP unless the transport has a better channel.
-  send(command) { return postJson(`${this.api}/commands`, command); }
+  // Commands, presence and chat go over HTTP unless the transport has a better channel.
+  send(command) { return postJson(`${this.api}/commands`, command, this.auth.headers()); }
 
   async sendPresence(report) {
-    const { status, body } = await postJson(`${this.api}/presence`, report);
+    const { status, body } = await postJson(`${this.api}/presence`, report, this.auth.headers());
     return status === 200 ? body : null;
+  }
+
+  sendChat(message) { return postJson(`${this.api}/chat`, message, this.auth.headers()); }
+
+  // Polling transports read the chat log themselves: GET /chat?after=<last id>&timeout=<s>.
+  async _runChat(timeoutS, intervalMs) {
+    const signal = this.abort.signal;
+    let attempt = 0;
+    while (!signal.aborted && this.chat) {
+      try {
+        const url = `${this.api}/chat?after=${this.chat.after()}&timeout=${timeoutS}`;
+        const response = await this._get(url);
+        if (DENIED_STATUSES.has(response.status)) { await this._denyFrom(response); return; }
+        if (response.status !== 200 && response.status !== 204) throw new Error(`HTTP ${response.status}`);
+        attempt = 0;
+        if (response.status === 200) {
+          for (const message of (await response.json()).messages) this.chat.onEvent({ kind: "message", message });
+        }
+        if (intervalMs) await sleep(intervalMs, signal);
+      } catch {
+        if (signal.aborted) return;
+        await sleep(backoffMs(attempt++), signal);
+      }
+    }
   }
 
   _deliver(state) {
@@ -108,10 +173,12 @@ class PollAdapter extends Adapter {
 
   async run() {
     const signal = this.abort.signal;
+    this._runChat(0, POLL_INTERVAL_MS);
     while (!this.stopped) {
       try {
         const headers = this.version ? { "If-None-Match": `"${this.version}"` } : {};
-        const response = await fetch(`${this.api}/state`, { headers, cache: "no-store", signal });
+        const response = await this._get(`${this.api}/state`, headers);
+        if (DENIED_STATUSES.has(response.status)) { await this._denyFrom(response); return; }
         if (response.status !== 200 && response.status !== 304) throw new Error(`HTTP ${response.status}`);
         this._connected();
         if (response.status === 200) this._deliver(await response.json());
@@ -126,14 +193,15 @@ class PollAdapter extends Adapter {
 
 class LongPollAdapter extends Adapter {
   async run() {
-    const signal = this.abort.signal;
+    this._runChat(LONG_POLL_TIMEOUT_S, 0);
     while (!this.stopped) {
       try {
         // Until an answer proves the connection, ask with a short timeout so the
         // page can say "live" without waiting for the next change.
         const timeout = this.status === "open" ? LONG_POLL_TIMEOUT_S : 1;
         const url = `${this.api}/poll?since=${this.version}&timeout=${timeout}`;
-        const response = await fetch(url, { cache: "no-store", signal });
+        const response = await this._get(url);
+        if (DENIED_STATUSES.has(response.status)) { await this._denyFrom(response); return; }
         if (response.status !== 200 && response.status !== 204) throw new Error(`HTTP ${response.status}`);
         this._connected();
         if (response.status === 200) this._deliver(await response.json());
@@ -146,17 +214,29 @@ class LongPollAdapter extends Adapter {
 }
 
 // EventSource reconnects by itself, but with a fixed delay and no way to count or
-// jitter it; we close it on error and reopen with ?last_event_id= ourselves.
+// jitter it; we close it on error and reopen with ?last_event_id= ourselves: the last
+// `id:` the stream carried (it encodes the chat position too), else our version.
 class SseAdapter extends Adapter {
   run() {
     if (this.stopped) return;
-    const source = new EventSource(`${this.api}/events?last_event_id=${this.version}`);
+    const lastId = this.lastEventId ?? String(this.version);
+    const source = new EventSource(this._withToken(`${this.api}/events?last_event_id=${encodeURIComponent(lastId)}`));
     this.source = source;
+    const seen = (event) => { if (event.lastEventId) this.lastEventId = event.lastEventId; };
     source.onopen = () => this._connected();
-    source.addEventListener("state", (event) => this._deliver(JSON.parse(event.data)));
+    source.addEventListener("state", (event) => { seen(event); this._deliver(JSON.parse(event.data)); });
+    source.addEventListener("chat", (event) => { seen(event); this.chat?.onEvent({ kind: "message", message: JSON.parse(event.data) }); });
+    source.addEventListener("chat-delete", (event) => { seen(event); this.chat?.onEvent({ kind: "delete", id: JSON.parse(event.data).id }); });
+    source.addEventListener("chat-reset", (event) => { seen(event); this.chat?.onEvent({ kind: "reset" }); });
     source.onerror = async () => {
       source.close();
       if (this.stopped || this.source !== source) return;
+      // EventSource hides the status: ask the state endpoint whether we are still admitted.
+      try {
+        const probe = await this._get(`${this.api}/state`);
+        if (DENIED_STATUSES.has(probe.status)) { await this._denyFrom(probe); return; }
+      } catch { /* offline: back off and retry */ }
+      if (this.stopped) return;
       await this._failed();
       this.run();
     };
@@ -178,13 +258,16 @@ class WsAdapter extends Adapter {
   run() {
     if (this.stopped) return;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}/ws/rooms/${encodeURIComponent(this.slug)}`);
+    // Resume: the server sends the current state only if it is newer than ours.
+    const since = this.version ? `?since=${this.version}` : "";
+    const socket = new WebSocket(this._withToken(`${scheme}://${location.host}/ws/rooms/${encodeURIComponent(this.slug)}${since}`));
     this.socket = socket;
     socket.onopen = () => this._connected();
     socket.onmessage = (event) => this._message(JSON.parse(event.data));
-    socket.onclose = async () => {
+    socket.onclose = async (event) => {
       for (const [ref, entry] of this.pending) { entry.resolve(null); this.pending.delete(ref); }
       if (this.stopped || this.socket !== socket) return;
+      if (WS_DENIED[event.code]) { this._deny(WS_DENIED[event.code], event.reason || `closed (${event.code})`); return; }
       await this._failed();
       this.run();
     };
@@ -197,6 +280,9 @@ class WsAdapter extends Adapter {
 
   _message(message) {
     if (message.type === "state") this._deliver(message.state);
+    else if (message.type === "chat") this.chat?.onEvent({ kind: "message", message: message.message });
+    else if (message.type === "chat_delete") this.chat?.onEvent({ kind: "delete", id: message.id });
+    else if (message.type === "chat_reset") this.chat?.onEvent({ kind: "reset" });
     else if (message.type === "ack") {
       const entry = this.pending.get(message.ref);
       if (entry) { this.pending.delete(message.ref); entry.resolve(message); }
@@ -205,17 +291,29 @@ class WsAdapter extends Adapter {
     }
   }
 
-  async send(command) {
-    if (this.socket?.readyState !== WebSocket.OPEN) return super.send(command);
+  _request(message) {
     const ref = this.nextRef++;
-    const ack = await new Promise((resolve) => {
+    return new Promise((resolve) => {
       this.pending.set(ref, { resolve });
-      this.socket.send(JSON.stringify({ type: "command", ref, command }));
+      this.socket.send(JSON.stringify({ ...message, ref }));
       setTimeout(() => { if (this.pending.delete(ref)) resolve(null); }, ACK_TIMEOUT_MS);
     });
+  }
+
+  async send(command) {
+    if (this.socket?.readyState !== WebSocket.OPEN) return super.send(command);
+    const ack = await this._request({ type: "command", command });
     if (ack === null) return { status: 0, body: null };
     if (ack.accepted) return { status: 200, body: ack };
-    return { status: ack.reason === "stale" ? 409 : 400, body: ack };
+    return { status: ack.reason === "stale" ? 409 : ackStatus(ack), body: ack };
+  }
+
+  async sendChat(message) {
+    if (this.socket?.readyState !== WebSocket.OPEN) return super.sendChat(message);
+    const ack = await this._request({ type: "chat", ...message });
+    if (ack === null) return { status: 0, body: null };
+    if (ack.accepted) return { status: 201, body: ack };
+    return { status: ackStatus(ack), body: ack };
   }
 
   // Presence rides the socket; the server answers only when something is wrong,
@@ -225,6 +323,13 @@ class WsAdapter extends Adapter {
     this.socket.send(JSON.stringify({ type: "presence", presence: report }));
     return null;
   }
+}
+
+// An ack carries no status; a refusal by policy reads as 403 so that the page treats it
+// like the HTTP answer (controls disabled with the reason), anything else as 400.
+function ackStatus(ack) {
+  if (ack.status) return ack.status;
+  return /denied|not allowed|only (the )?(owner|host)|muted|banned|forbidden/i.test(ack.error || "") ? 403 : 400;
 }
 
 const ADAPTERS = { poll: PollAdapter, longpoll: LongPollAdapter, sse: SseAdapter, ws: WsAdapter };
