@@ -30,6 +30,14 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The test process imports vsync.asgi but serves nothing: no end-of-media scheduler in it
+    (it would act on rooms the tests arrange). Real server processes started by tests run it."""
+    from django.conf import settings
+
+    settings.VSYNC_END_SCHEDULER = False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run the browser tests last: Playwright's sync API keeps an event loop running in the
     main thread for as long as its session-scoped browser lives, and asyncio.run() in the

@@ -12,6 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vsync.settings")
 django_asgi_app = get_asgi_application()
 
 from rooms.media.refresh import ensure_refresher  # noqa: E402
+from rooms.scheduler import ensure_scheduler  # noqa: E402
 from transports.routing import Application, PushRouter, WebSocketRouter  # noqa: E402
 
 # A server holding thousands of connections has a large, long-lived heap, and each
@@ -28,4 +29,6 @@ gc.set_threshold(*GC_THRESHOLDS)
 # WebSockets go to the room socket, for browsers behind AllowedHostsOriginValidator's rule.
 # A serving process re-resolves expiring stream URLs itself, also for rooms set up before it started.
 ensure_refresher()
+# ... and takes the server's step when a playing room reaches the end of its media (rooms.scheduler).
+ensure_scheduler()
 application = Application(http=PushRouter(django_asgi_app), websocket=WebSocketRouter())
