@@ -25,6 +25,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
+REFUSED = "this URL is not allowed: the server does not fetch from non-public addresses"
+
+
 class ForbiddenAddress(OSError):
     """A URL or an address the server must not fetch from. ``str()`` is a short human message."""
 
@@ -73,7 +76,8 @@ def check_address(host: str, address: str) -> None:
     if host_allowed(host, ip):
         return
     if not is_public(ip):
-        raise ForbiddenAddress(f"{host} resolves to a non-public address ({ip}); the server does not fetch from it")
+        # Generic on purpose: naming the address would let anyone map the server's network by DNS.
+        raise ForbiddenAddress(REFUSED)
 
 
 def host_allowed(host: str, ip: IPAddress) -> bool:
