@@ -17,3 +17,11 @@ member_ended = Signal()
 # was set): the hub re-checks every open connection of the room and ends those that no
 # longer pass (code 4401).
 room_access_changed = Signal()
+
+# Sent (after commit) with ``room`` (slug) and ``message`` (the message as on the wire:
+# id, client_id, name, text, ms) for every new chat message, in id order per room.
+chat_message_posted = Signal()
+
+# Sent (after commit) with ``room`` (slug) and ``message_id`` when a moderator deleted a
+# chat message: every page showing it should drop it.
+chat_message_deleted = Signal()
