@@ -28,7 +28,7 @@ MAX_RANGES = 16
 CONTENT_TYPES = {".webm": "video/webm", ".mp4": "video/mp4", ".m4v": "video/mp4", ".ogv": "video/ogg",
                  ".ogg": "audio/ogg", ".mp3": "audio/mpeg", ".mkv": "video/x-matroska", ".mov": "video/quicktime",
                  ".m4a": "audio/mp4", ".flac": "audio/flac", ".oga": "audio/ogg", ".opus": "audio/ogg",
-                 ".wav": "audio/wav"}
+                 ".wav": "audio/wav", ".vtt": "text/vtt; charset=utf-8"}
 # Uploads get a random name that is never reused, so they never change; the demo may
 # change with a new release.
 UPLOAD_CACHE_CONTROL = "public, max-age=31536000, immutable"
