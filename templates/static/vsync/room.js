@@ -193,6 +193,9 @@ const presence = new Presence({
   report: () => ({
     client_id: clientId, name: nickname.value.trim(), transport: transport.name,
     rtt_ms: clock.rttMs === null ? null : clock.rttMs + transport.pickupDelayMs, status: engine.status, drift_ms: engine.driftMs === null ? null : Math.round(engine.driftMs * 10) / 10,
+    // How long this device needs from a state to being on its frame (seek + start-up): for
+    // the server to cover in the start lead (ignored by the server so far).
+    startup_ms: Math.round(engine.startupMs),
   }),
   onMembers: (body) => {
     const me = body.members.find((m) => m.client_id === clientId);
@@ -278,9 +281,11 @@ function membershipEnded(status, error) {
   presence.stop();
   $("conn").dataset.state = "closed";
   $("conn").textContent = "not connected";
+  // Over short polling a kick shows only as a revoked token (401); so does this client_id
+  // joining again in another tab, which is why the page asks before joining again.
   const why = status === 403 ? "A moderator removed you from this room."
     : status === 404 ? "This room no longer exists."
-      : "Your place in this room ended.";
+      : "You were removed from this room (or it was opened again as you in another tab).";
   showEnded(`${why} (${error})`, status !== 404);
 }
 

@@ -126,7 +126,8 @@ class Adapter {
       try {
         const url = `${this.api}/chat?after=${this.chat.after()}&timeout=${timeoutS}`;
         const response = await this._get(url);
-        if (DENIED_STATUSES.has(response.status)) { await this._denyFrom(response); return; }
+        // A gone room or membership shows on the state requests too; the chat loop just ends.
+        if (DENIED_STATUSES.has(response.status)) return;
         if (response.status !== 200 && response.status !== 204) throw new Error(`HTTP ${response.status}`);
         attempt = 0;
         if (response.status === 200) {
@@ -329,7 +330,7 @@ class WsAdapter extends Adapter {
 // like the HTTP answer (controls disabled with the reason), anything else as 400.
 function ackStatus(ack) {
   if (ack.status) return ack.status;
-  return /denied|not allowed|only (the )?(owner|host)|muted|banned|forbidden/i.test(ack.error || "") ? 403 : 400;
+  return /denied|not allowed|only (the )?(owner|host)|locked|muted|banned|forbidden/i.test(ack.error || "") ? 403 : 400;
 }
 
 const ADAPTERS = { poll: PollAdapter, longpoll: LongPollAdapter, sse: SseAdapter, ws: WsAdapter };
