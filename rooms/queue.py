@@ -17,9 +17,10 @@ from django.db import transaction
 from rooms.media.sources import stream_expiry_ms
 from rooms.models import Room, RoomEvent
 from rooms.presence import room_start_lead_ms
+from rooms.results import Result, accepted, invalid, not_found, refused
 from rooms.services import ControlDenied, now_ms
 from rooms.signals import room_state_changed
-from rooms.state import QUEUE_COMMANDS, Command, QueueItem, Rejected, RoomState, apply, reach_end
+from rooms.state import QUEUE_COMMANDS, Command, Media, QueueItem, Rejected, RoomState, apply, reach_end
 
 
 def room_queue_command(*, slug: str, command: Command, at_ms: float | None = None) -> RoomState | Rejected:
@@ -50,6 +51,23 @@ def room_queue_command(*, slug: str, command: Command, at_ms: float | None = Non
         _commit(room, result, command=command.to_dict(), author=command.client_id, accepted_ms=accepted_ms,
                 update_fields=update_fields)
     return result
+
+
+def upload_enqueue(*, slug: str, media: Media, client_id: str | None) -> Result:
+    """An uploaded file goes to the end of the queue (the upload form's ``queue=1``) instead of playing now.
+
+    The caller has checked that this client may control the room.
+    """
+    command = Command(type="enqueue", client_id=client_id, client_ms=0.0, url=media.url, media=media)
+    try:
+        result = room_queue_command(slug=slug, command=command)
+    except Room.DoesNotExist:
+        return not_found(slug)
+    except ControlDenied as exc:
+        return refused("denied", str(exc))
+    if isinstance(result, Rejected):
+        return invalid(result.error, result.field)
+    return accepted(result)
 
 
 def room_advance_at_end(*, slug: str, version: int, at_ms: float | None = None) -> RoomState | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 
 import pytest
 from hypothesis import given
@@ -24,6 +26,7 @@ from rooms.state import (
     apply,
     reach_end,
 )
+from tests.support.media_site import DEMO_WEBM
 
 NOW = 1_000_000_000.0
 LEAD = 300.0
@@ -256,3 +259,39 @@ def test_the_server_advances_once_per_end(room):
 def test_the_server_does_not_advance_before_the_end(room):
     playing = room_apply_command(slug="demo", command=cmd("play", client_ms=now_ms(), position=0.0))
     assert room_advance_at_end(slug="demo", version=playing.version) is None
+
+
+def test_an_upload_with_queue_1_goes_to_the_queue_and_does_not_play(client, room, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    before = Room.objects.get(slug="demo").room_state
+    data = {"file": io.BytesIO(DEMO_WEBM.read_bytes()), "queue": "1", "client_id": "c-up"}
+    data["file"].name = "Next Film.webm"
+    response = client.post("/api/rooms/demo/media", data)
+    assert response.status_code == 200, response.content
+    state = response.json()["state"]
+    assert state["media"] == before.media.to_dict()
+    (queued_item,) = state["queue"]
+    assert queued_item["source"] == "upload" and queued_item["title"] == "Next Film"
+    assert queued_item["added_by"] == "c-up" and queued_item["url"].startswith("/media/")
+
+
+def send(client, body: dict):
+    return client.post("/api/rooms/demo/commands", json.dumps({"client_id": "c-http", **body}),
+                       content_type="application/json")
+
+
+def test_queue_commands_over_http_follow_the_contract(client, room):
+    enqueued = send(client, {"type": "enqueue", "url": "/media/demo.webm"})
+    assert enqueued.status_code == 200
+    (first,) = enqueued.json()["state"]["queue"]
+    assert set(first) == {"id", "url", "title", "duration", "source", "added_by"}
+    assert (first["url"], first["duration"], first["source"], first["added_by"]) == (
+        "/media/demo.webm", 60.0, "demo", "c-http")
+    assert send(client, {"type": "enqueue", "url": "/media/missing.webm"}).json()["field"] == "url"
+    assert send(client, {"type": "dequeue", "item": first["id"] + 1}).json()["field"] == "item"
+    moved = send(client, {"type": "move", "item": first["id"], "to": 50})
+    assert moved.status_code == 200 and moved.json()["state"]["queue"] == [first]
+    started = send(client, {"type": "next"}).json()["state"]
+    assert started["queue"] == [] and started["media"]["url"] == "/media/demo.webm"
+    empty = send(client, {"type": "next"})
+    assert empty.status_code == 400 and empty.json()["field"] == "item"
