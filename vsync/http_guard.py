@@ -61,6 +61,8 @@ class BodyLimit:
     long polls, SSE and WebSockets); one with a body gets a counting ``receive``.
     """
 
+    _asgi_single_callable = True  # a plain callable that returns a coroutine: tell daphne it is ASGI 3
+
     def __init__(self, app: Any) -> None:
         self.app = app
 

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from django.conf import settings
+from rooms.conf import conf
 
 ALLOWED_SCHEMES = ("http", "https")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -30,6 +30,8 @@ REFUSED = "this URL is not allowed: the server does not fetch from non-public ad
 
 class ForbiddenAddress(OSError):
     """A URL or an address the server must not fetch from. ``str()`` is a short human message."""
+
+    address: str = ""
 
 
 class UnknownHost(OSError):
@@ -77,7 +79,9 @@ def check_address(host: str, address: str) -> None:
         return
     if not is_public(ip):
         # Generic on purpose: naming the address would let anyone map the server's network by DNS.
-        raise ForbiddenAddress(REFUSED)
+        refused = ForbiddenAddress(REFUSED)
+        refused.address = str(ip)  # for the server's log, never for the client
+        raise refused
 
 
 def host_allowed(host: str, ip: IPAddress) -> bool:
@@ -86,7 +90,7 @@ def host_allowed(host: str, ip: IPAddress) -> bool:
     A listed entry opens exactly itself: allowing 127.0.0.1 does not allow ::1,
     10.0.0.1 or 169.254.169.254.
     """
-    return _allowed(host, ip, settings.VSYNC_MEDIA_ALLOW_HOSTS)
+    return _allowed(host, ip, conf.MEDIA_ALLOW_HOSTS)
 
 
 def _allowed(host: str, ip: IPAddress, entries: Iterable[str]) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+
+from rooms.names import clean_name
 
 INCOMING_DIR = ".incoming"
 # Enough of the file to recognise every format below (Matroska names its DocType
@@ -149,8 +150,7 @@ def display_title(original_name: str) -> str:
     """A title from the uploader's file name: no path, no control characters, at most 100 characters."""
     base = original_name.replace("\\", "/").rsplit("/", 1)[-1]
     stem = base.rsplit(".", 1)[0] if "." in base.strip(".") else base
-    cleaned = "".join(ch for ch in stem if unicodedata.category(ch)[0] != "C").strip()
-    return cleaned[:100] or "Upload"
+    return clean_name(stem, 100) or "Upload"
 
 
 def remove_upload(name: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import http.client
 import logging
+import threading
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -38,7 +39,18 @@ logger = logging.getLogger(__name__)
 
 # Resolutions run on their own small pool: never on the event loop, and a hung site
 # occupies at most these threads (each request is also bounded by socket_timeout).
-_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ytdlp")
+POOL_WORKERS = 4
+_POOL = ThreadPoolExecutor(max_workers=POOL_WORKERS, thread_name_prefix="ytdlp")
+# A resolution waits for a free worker only if one is free now: queueing behind four hung
+# sites would hold the caller's thread (and its request) for minutes. Busy: 503 at once.
+_SLOTS = threading.BoundedSemaphore(POOL_WORKERS)
+BUSY_RETRY_AFTER_S = 5
+
+
+class ResolverBusy(Exception):
+    """Every yt-dlp worker is busy; the caller answers 503 with Retry-After."""
+
+    retry_after_s = BUSY_RETRY_AFTER_S
 
 
 # What a direct link may be: formats browsers play (the type yt-dlp derives from the
@@ -129,7 +141,15 @@ def format_selector(max_height: int) -> str:
 def extract(url: str) -> Extracted:
     """Resolve ``url`` with yt-dlp in a worker thread, within VSYNC_RESOLVE_TIMEOUT_S."""
     timeout = float(settings.VSYNC_RESOLVE_TIMEOUT_S)
-    future = _POOL.submit(_extract, url, timeout, int(settings.VSYNC_MEDIA_MAX_HEIGHT))
+    if not _SLOTS.acquire(blocking=False):
+        raise ResolverBusy("every media resolver is busy; try again in a few seconds")
+    try:
+        future = _POOL.submit(_extract, url, timeout, int(settings.VSYNC_MEDIA_MAX_HEIGHT))
+    except BaseException:
+        _SLOTS.release()
+        raise
+    # The slot is held until the worker is really free, even after the caller gave up waiting.
+    future.add_done_callback(lambda _: _SLOTS.release())
     try:
         return future.result(timeout=timeout)
     except FutureTimeout:
