@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -81,19 +81,13 @@ def parse_json(raw: bytes | str) -> Any:
 
 def command_from_data(data: Any) -> Command:
     """Validate a decoded command body, or raise InvalidCommand naming the field."""
-    if not isinstance(data, dict):
-        raise InvalidCommand("the command must be a JSON object", "body")
+    require_object(data)
     if "type" not in data:
         raise InvalidCommand("type is required", "type")
     schema = SCHEMAS.get(data["type"]) if isinstance(data["type"], str) else None
     if schema is None:
         raise InvalidCommand(f"unknown type; expected one of {', '.join(SCHEMAS)}", "type")
-    try:
-        valid = schema.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise InvalidCommand(f"{field}: {_message(first)}", field) from None
+    valid = validated(schema, data)
     client_ms = getattr(valid, "client_ms", None)
     return Command(type=data["type"], client_id=getattr(valid, "client_id", None),
                    client_ms=0.0 if client_ms is None else float(client_ms),
@@ -107,3 +101,23 @@ def _message(error: dict[str, Any]) -> str:
     if error["type"] == "finite_number":
         return "must be a finite number"
     return str(error["msg"]).lower()
+
+
+def require_object(data: Any) -> dict[str, Any]:
+    """Every body and message is a JSON object; anything else is a 400 naming ``body``."""
+    if not isinstance(data, dict):
+        raise InvalidCommand("the body must be a JSON object", "body")
+    return data
+
+
+def validated(schema: type[Schema], data: Any) -> Schema:
+    """``data`` (a decoded body) checked by pydantic ``schema``, or InvalidCommand naming the first bad field."""
+    try:
+        return schema.model_validate(require_object(data))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InvalidCommand(f"{field}: {_message(first)}", field) from None
+
+
+Schema = TypeVar("Schema", bound=BaseModel)

@@ -1,39 +1,74 @@
-"""A command entering through any transport: validate, limit, apply. Written once for all."""
+"""What enters a room from any transport: commands, presence reports, uploads and policy changes.
+
+One path for each: access (``rooms.access``), validation, limits, then the service.
+The answer is a transport-neutral ``Result``; HTTP maps it in
+``rooms.api.http.result_response``, the WebSocket in ``ack_fields`` below.
+Sync: everything here touches the database.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from rooms.access import Access, AccessDenied, room_access
 from rooms.buffering import room_buffering_check
-from rooms.commands import command_from_data
+from rooms.commands import command_from_data, validated
+from rooms.limits import ADDRESS_COMMANDS, ADDRESS_PRESENCE, CLIENT_COMMANDS, CLIENT_PRESENCE, address_limit
 from rooms.media.refresh import ensure_refresher
 from rooms.media.sources import resolve_media
-from rooms.models import Room
-from rooms.presence import parse_report, presence_record, room_members, room_start_lead_ms
+from rooms.models import Ban, Member, Room
+from rooms.presence import parse_report, presence_record, room_member_total, room_members, room_start_lead_ms
 from rooms.queue import room_queue_command
-from rooms.ratelimit import command_limiter
-from rooms.services import ControlDenied, now_ms, room_apply_command, with_media
-from rooms.state import QUEUE_COMMANDS, InvalidCommand, Rejected
+from rooms.results import Result, accepted, invalid, limited, not_found, refused
+from rooms.services import (
+    ControlDenied,
+    now_ms,
+    room_apply_command,
+    room_policy_change,
+    room_settings,
+    room_settings_change,
+    room_switch_to_upload,
+    with_media,
+)
+from rooms.state import QUEUE_COMMANDS, InvalidCommand, Media, Rejected, RoomState
+
+DENIAL_KINDS = {401: "unauthorized", 403: "denied", 404: "not_found"}
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """The HTTP status and body of a command's answer; WebSocket acks reuse the body."""
-
-    status: int
-    body: dict[str, Any]
+def denial(exc: AccessDenied) -> Result:
+    return refused(DENIAL_KINDS.get(exc.status, "denied"), exc.error)  # type: ignore[arg-type]
 
 
-def submit_command(slug: str, data: Any) -> Outcome:
-    """Run one decoded command body against room ``slug`` (sync: touches the database)."""
-    if not Room.objects.filter(slug=slug).exists():
-        return Outcome(404, {"error": f"no room {slug!r}"})
+def access_for(*, slug: str, access: Access | None, token: str | None, address: str | None) -> Access | Result:
+    """The caller's Access (HTTP passes the one its decorator got; the WebSocket asks per message)."""
+    if access is not None:
+        return access
+    try:
+        return room_access(slug=slug, token=token, address=address)
+    except AccessDenied as exc:
+        return denial(exc)
+
+
+def command_submit(*, slug: str, data: Any, access: Access | None = None, token: str | None = None,
+                   address: str | None = None) -> Result:
+    """Run one decoded command body against room ``slug``."""
+    allowed = access_for(slug=slug, access=access, token=token, address=address)
+    if isinstance(allowed, Result):
+        return allowed
+    if (wait := address_limit(ADDRESS_COMMANDS, allowed.address)) is not None:
+        return limited("too many commands from this address; slow down", wait)
     try:
         command = command_from_data(data)
-        if not command_limiter.allow(slug, command.client_id or ""):
-            return Outcome(429, {"error": "too many commands from this client_id; slow down"})
+    except InvalidCommand as exc:
+        return invalid(exc.error, exc.field)
+    if (refusal := author_refusal(allowed, command.client_id)) is not None:
+        return refusal
+    if (wait := CLIENT_COMMANDS.take((slug, command.client_id or ""))) is not None:
+        return limited("too many commands from this client_id; slow down", wait)
+    try:
         resolved = None
         if command.type in ("media", "enqueue"):
             resolved = resolve_media(command.url or "")
@@ -43,41 +78,197 @@ def submit_command(slug: str, data: Any) -> Outcome:
         if command.type in QUEUE_COMMANDS:
             if resolved is not None and resolved.refreshable:
                 command = dataclasses.replace(command, page_url=resolved.page_url)
-            result = room_queue_command(slug=slug, command=command)
-        else:
-            result = room_apply_command(slug=slug, command=command,
-                                        media_page_url=resolved.page_url if resolved else "",
-                                        media_expires_ms=resolved.expires_ms if resolved else None)
+            return state_result(room_queue_command(slug=slug, command=command))
+        return state_result(room_apply_command(slug=slug, command=command,
+                                               media_page_url=resolved.page_url if resolved else "",
+                                               media_expires_ms=resolved.expires_ms if resolved else None))
     except InvalidCommand as exc:
-        return Outcome(400, {"error": exc.error, "field": exc.field})
+        return invalid(exc.error, exc.field)
     except Room.DoesNotExist:
-        return Outcome(404, {"error": f"no room {slug!r}"})
+        return not_found(slug)
     except ControlDenied as exc:
-        return Outcome(403, {"error": str(exc)})
+        return refused("denied", str(exc))
+
+
+def upload_submit(*, slug: str, access: Access, media: Media, client_id: str | None,
+                  client_ms: float | None) -> Result:
+    """Switch room ``slug`` to an uploaded file, under the same rules as a ``media`` command."""
+    if (refusal := author_refusal(access, client_id)) is not None:
+        return refusal
+    if client_id is not None and (wait := CLIENT_COMMANDS.take((slug, client_id))) is not None:
+        return limited("too many commands from this client_id; slow down", wait)
+    try:
+        return state_result(room_switch_to_upload(slug=slug, media=media, client_id=client_id, client_ms=client_ms))
+    except Room.DoesNotExist:
+        return not_found(slug)
+    except ControlDenied as exc:
+        return refused("denied", str(exc))
+
+
+def author_refusal(access: Access, client_id: str | None) -> Result | None:
+    """Why this client may not act as ``client_id`` in the room now, or None."""
+    if not access.can_control:
+        return refused("denied", control_error(access))
+    if client_id is None or access.client_id == client_id:
+        return None
+    if access.client_id is not None:
+        return refused("denied", f"this member token belongs to client_id {access.client_id!r}", "client_id")
+    if access.role is None and Member.objects.filter(room__slug=access.room, client_id=client_id).exclude(
+            token_hash="").exists():
+        return refused("denied", "this client_id joined the room: send its member token", "client_id")
+    if Ban.objects.filter(room__slug=access.room, client_id=client_id).exists():
+        return refused("denied", "you are banned from this room")
+    return None
+
+
+def control_error(access: Access) -> str:
+    if access.can_control:
+        return ""
+    room = Room.objects.filter(slug=access.room).values_list("control", flat=True).first()
+    if room == Room.Control.HOSTS:
+        return "only the owner and hosts control playback in this room"
+    return "this room is locked: only admins control playback"
+
+
+def state_result(result: RoomState | Rejected) -> Result:
     if isinstance(result, Rejected):
         if result.reason == "stale":
-            return Outcome(409, {"accepted": False, "reason": "stale", "state": result.state.to_dict()})
-        return Outcome(400, {"error": result.error, "field": result.field})
-    return Outcome(200, {"accepted": True, "state": result.to_dict()})
+            return Result("stale", state=result.state, error=result.error)
+        return invalid(result.error, result.field)
+    return accepted(result)
 
 
-def submit_presence(slug: str, data: Any) -> Outcome:
-    """A viewer's presence report (name, transport, round trip, status, drift), any transport."""
-    room = Room.objects.filter(slug=slug).first()
-    if room is None:
-        return Outcome(404, {"error": f"no room {slug!r}"})
+def presence_submit(*, slug: str, data: Any, access: Access | None = None, token: str | None = None,
+                    address: str | None = None) -> Result:
+    """A viewer's presence report (name, transport, round trip, status, drift): the same access as reads."""
+    allowed = access_for(slug=slug, access=access, token=token, address=address)
+    if isinstance(allowed, Result):
+        return allowed
+    if (wait := address_limit(ADDRESS_PRESENCE, allowed.address)) is not None:
+        return limited("too many presence reports from this address; slow down", wait)
     try:
         report = parse_report(data)
     except InvalidCommand as exc:
-        return Outcome(400, {"error": exc.error, "field": exc.field})
+        return invalid(exc.error, exc.field)
+    # Presence is not control: a viewer in a hosts-only room reports like anyone.
+    refusal = author_refusal(dataclasses.replace(allowed, can_control=True), report.client_id)
+    if refusal is not None:
+        return refusal
+    if (wait := CLIENT_PRESENCE.take((slug, report.client_id))) is not None:
+        return limited("too many presence reports from this client_id; slow down", wait)
+    room = Room.objects.filter(slug=slug).first()
+    if room is None:
+        return not_found(slug)
     at_ms = now_ms()
-    presence_record(room=room, report=report, now_ms=at_ms)
+    if presence_record(room=room, report=report, now_ms=at_ms) is None:
+        return limited("this room is full", 60.0)
     room_buffering_check(slug=slug, now_ms=at_ms)
     room.refresh_from_db(fields=["buffering_policy", "buffering_timeout_s", "start_lead_ms"])
-    return Outcome(200, members_body(room))
+    return accepted(payload=members_body(room))
 
 
 def members_body(room: Room) -> dict[str, Any]:
-    """The member list as every presence answer carries it."""
-    return {"members": room_members(room), "start_lead_ms": room_start_lead_ms(room),
-            "buffering_policy": room.buffering_policy, "buffering_timeout_s": room.buffering_timeout_s}
+    """The member list as every presence answer carries it (the first 100; ``total`` counts all)."""
+    return {"members": room_members(room), "total": room_member_total(room),
+            "start_lead_ms": room_start_lead_ms(room), "buffering_policy": room.buffering_policy,
+            "buffering_timeout_s": room.buffering_timeout_s,
+            # Pages learn here that the room turned hosts-only (their controls go disabled).
+            "control": room.control}
+
+
+class PolicyChange(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    buffering_policy: Literal["wait", "ignore"] | None = None
+    buffering_timeout_s: Annotated[int, Field(ge=1, le=120)] | None = None
+
+
+class SettingsChange(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    password: Annotated[str, Field(max_length=256)] | None = None
+    listed: bool | None = None
+    control: Literal["open", "hosts"] | None = None
+    buffering: Literal["wait", "ignore"] | None = None
+    buffering_timeout_s: Annotated[int, Field(ge=1, le=120)] | None = None
+
+
+def policy_submit(*, slug: str, access: Access, data: Any) -> Result:
+    """v1's ``/policy``: anybody in a room without an owner, the owner alone in one that has one."""
+    if (refusal := _settings_refusal(slug, access, owner_only=access.owned)) is not None:
+        return refusal
+    try:
+        change = validated(PolicyChange, data)
+    except InvalidCommand as exc:
+        return invalid(exc.error, exc.field)
+    room = room_policy_change(slug=slug, buffering_policy=change.buffering_policy,
+                              buffering_timeout_s=change.buffering_timeout_s)
+    return accepted(payload={"buffering_policy": room.buffering_policy,
+                             "buffering_timeout_s": room.buffering_timeout_s})
+
+
+def settings_submit(*, slug: str, access: Access, data: Any) -> Result:
+    """The owner's ``/settings``: name, password (null removes it), listed, control, buffering."""
+    if (refusal := _settings_refusal(slug, access, owner_only=True)) is not None:
+        return refusal
+    try:
+        change = validated(SettingsChange, data)
+    except InvalidCommand as exc:
+        return invalid(exc.error, exc.field)
+    fields = change.model_dump(exclude_unset=True)
+    name = fields.get("name")
+    if name is not None and not name.strip():
+        return invalid("name must not be blank", "name")
+    if fields.get("control") is not None and Room.objects.filter(slug=slug, control=Room.Control.LOCKED).exists():
+        return refused("denied", "this room is locked by an admin: its control cannot change")
+    extra = {"password": fields["password"]} if "password" in fields else {}
+    room = room_settings_change(slug=slug, name=name.strip() if name else None, listed=fields.get("listed"),
+                                control=fields.get("control"), buffering_policy=fields.get("buffering"),
+                                buffering_timeout_s=fields.get("buffering_timeout_s"), **extra)
+    return accepted(payload=room_settings(room))
+
+
+def _settings_refusal(slug: str, access: Access, *, owner_only: bool) -> Result | None:
+    if owner_only and not access.is_owner:
+        return refused("denied", "only the room's owner changes its settings")
+    if Room.objects.filter(slug=slug, control=Room.Control.LOCKED).exists() and not owner_only:
+        return refused("denied", "this room is locked: only admins change its policy")
+    return None
+
+
+def ack_fields(result: Result) -> dict[str, Any]:
+    """The WebSocket ack's fields for ``result`` (the transport adds ``type`` and ``ref``)."""
+    fields: dict[str, Any] = {"accepted": result.accepted}
+    if not result.accepted:
+        fields["reason"] = result.kind
+    if result.error and not result.accepted:
+        fields["error"] = result.error
+    if result.field is not None:
+        fields["field"] = result.field
+    if result.state is not None:
+        fields["state"] = result.state.to_dict()
+    if result.payload is not None:
+        fields.update(result.payload)
+    return fields
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """Transitional, for transports/websocket.py until it maps ``ack_fields``: a status and a body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def submit_command(slug: str, data: Any) -> Outcome:
+    """Transitional (anonymous, no address): use ``command_submit`` + ``ack_fields``."""
+    return _outcome(command_submit(slug=slug, data=data))
+
+
+def submit_presence(slug: str, data: Any) -> Outcome:
+    """Transitional (anonymous, no address): use ``presence_submit``."""
+    return _outcome(presence_submit(slug=slug, data=data))
+
+
+def _outcome(result: Result) -> Outcome:
+    status = {"accepted": 200, "stale": 409}.get(result.kind, 400)
+    return Outcome(status, ack_fields(result))

@@ -9,10 +9,11 @@ from typing import Annotated, Any, Literal
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from rooms.commands import validated
 from rooms.models import START_LEAD_MAX_MS, START_LEAD_MIN_MS, Member, Room
-from rooms.state import InvalidCommand
+from rooms.names import clean_name
 
 # Viewers report every 1 to 2 s; three missed reports is no longer a blip.
 MEMBER_AWAY_S = 6
@@ -25,9 +26,15 @@ MEMBER_GONE_S = 60
 # seek (about 100 ms on the demo). 300 ms left the short-polling page seeking past
 # the start in the e2e test, 100 ms each way.
 START_LEAD_MARGIN_MS = 400
-# A round trip above this is a stalled measurement, not a network: it must not
-# push every play a second and a half into the future.
-RTT_CAP_MS = 2_000.0
+# A round trip above this is a stalled measurement (or a member lying), not a network:
+# it must not push every play more than a second into the future.
+RTT_CAP_MS = 1_000.0
+# Rows per room, and rows per member list: a script inventing client_ids must not grow
+# the table (every presence answer carries the list) without bound.
+MAX_MEMBERS_PER_ROOM = 200
+MEMBER_LIST_MAX = 100
+# Who is listed first: the people who can act on the room.
+ROLE_ORDER = {Member.Role.OWNER: 0, Member.Role.HOST: 1, Member.Role.VIEWER: 2}
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -44,21 +51,38 @@ class PresenceReport(BaseModel):
 
 def parse_report(data: Any) -> PresenceReport:
     """Validate a decoded presence body, or raise InvalidCommand naming the field."""
-    if not isinstance(data, dict):
-        raise InvalidCommand("the presence report must be a JSON object", "body")
-    try:
-        return PresenceReport.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise InvalidCommand(f"{field}: {str(first['msg']).lower()}", field) from None
+    return validated(PresenceReport, data)
 
 
-def presence_record(*, room: Room, report: PresenceReport, now_ms: float) -> Member:
-    """Store one report; a member's buffering run keeps the time it began."""
+def room_full(room: Room) -> bool:
+    """No room for one more member row: at MAX_MEMBERS_PER_ROOM after forgetting those gone."""
+    members = Member.objects.filter(room=room)
+    if members.count() < MAX_MEMBERS_PER_ROOM:
+        return False
+    forget_gone_members(room)
+    return members.count() >= MAX_MEMBERS_PER_ROOM
+
+
+def forget_gone_members(room: Room) -> None:
+    """Presence-only rows go once gone; joined viewers too, but only to make room (their token
+    then answers 401 and the page joins again). Owners and hosts stay."""
+    gone = timezone.now() - timedelta(seconds=MEMBER_GONE_S)
+    Member.objects.filter(room=room, last_seen__lt=gone, token_hash="").delete()
+    members = Member.objects.filter(room=room)
+    excess = members.count() - MAX_MEMBERS_PER_ROOM + 1
+    if excess > 0:
+        oldest = (members.filter(last_seen__lt=gone, role=Member.Role.VIEWER)
+                  .order_by("last_seen").values_list("pk", flat=True)[:excess])
+        Member.objects.filter(pk__in=list(oldest)).delete()
+
+
+def presence_record(*, room: Room, report: PresenceReport, now_ms: float) -> Member | None:
+    """Store one report; a member's buffering run keeps the time it began. None: the room is full."""
     for _attempt in range(3):
         member = Member.objects.filter(room=room, client_id=report.client_id).first()
         if member is None:
+            if room_full(room):
+                return None
             member = Member(room=room, client_id=report.client_id)
         try:
             with transaction.atomic():
@@ -74,14 +98,16 @@ def _record(member: Member, room: Room, report: PresenceReport, now_ms: float) -
         member.buffering_since_ms = None
     elif member.buffering_since_ms is None:
         member.buffering_since_ms = now_ms
-    member.name = report.name.strip()
+    member.name = clean_name(report.name, 40)  # no BEL, ESC, NUL or U+202E (rooms.names)
     member.transport = report.transport
     member.rtt_ms = min(report.rtt_ms, RTT_CAP_MS) if report.rtt_ms is not None else None
     member.status = report.status
     member.drift_ms = report.drift_ms
     member.last_seen = timezone.now()
     member.save()
-    Member.objects.filter(room=room, last_seen__lt=timezone.now() - timedelta(seconds=MEMBER_GONE_S)).delete()
+    # Presence-only rows leave once gone; a joined member keeps its token and role.
+    Member.objects.filter(room=room, token_hash="",
+                          last_seen__lt=timezone.now() - timedelta(seconds=MEMBER_GONE_S)).delete()
     return member
 
 
@@ -89,17 +115,26 @@ def active_members(room: Room) -> Any:
     return Member.objects.filter(room=room, last_seen__gte=timezone.now() - timedelta(seconds=MEMBER_AWAY_S))
 
 
-def room_members(room: Room) -> list[dict[str, Any]]:
-    """Everyone not yet gone, with `away` for those who stopped reporting."""
-    now = timezone.now()
-    away_before = now - timedelta(seconds=MEMBER_AWAY_S)
-    members = Member.objects.filter(room=room, last_seen__gte=now - timedelta(seconds=MEMBER_GONE_S))
+def listed_members(room: Room) -> Any:
+    """Those who joined (until kicked) and those who reported within MEMBER_GONE_S."""
+    gone = timezone.now() - timedelta(seconds=MEMBER_GONE_S)
+    return Member.objects.filter(room=room).filter(Q(last_seen__gte=gone) | ~Q(token_hash=""))
+
+
+def room_members(room: Room, limit: int = MEMBER_LIST_MAX) -> list[dict[str, Any]]:
+    """The first ``limit`` members (owner and hosts first), with `away` for those who stopped reporting."""
+    away_before = timezone.now() - timedelta(seconds=MEMBER_AWAY_S)
+    members = sorted(listed_members(room), key=lambda m: (ROLE_ORDER.get(m.role, 3), m.name, m.client_id))
     return [
-        {"client_id": m.client_id, "name": m.name, "transport": m.transport,
+        {"client_id": m.client_id, "name": m.name, "role": m.role, "transport": m.transport or None,
          "status": Member.Status.AWAY if m.last_seen < away_before else m.status,
          "rtt_ms": m.rtt_ms, "drift_ms": m.drift_ms, "last_seen_ms": m.last_seen.timestamp() * 1000.0}
-        for m in members
+        for m in members[:limit]
     ]
+
+
+def room_member_total(room: Room) -> int:
+    return listed_members(room).count()
 
 
 def room_start_lead_ms(room: Room) -> int:

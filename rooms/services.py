@@ -1,17 +1,20 @@
-"""Writes that must also publish: applying a command and creating a room."""
+"""Writes that must also publish: applying a command, creating a room, switching to an upload, settings."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
 from functools import partial
+from typing import Any
 
+from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
+from rooms.access import hash_token
 from rooms.models import Room, RoomEvent
 from rooms.presence import room_start_lead_ms
-from rooms.signals import room_state_changed
+from rooms.signals import room_access_changed, room_state_changed
 from rooms.state import Command, Media, Rejected, RoomState, apply, refresh_media
 
 
@@ -24,12 +27,13 @@ def now_ms() -> float:
 
 
 def room_apply_command(*, slug: str, command: Command, at_ms: float | None = None, media_page_url: str = "",
-                       media_expires_ms: float | None = None) -> RoomState | Rejected:
+                       media_expires_ms: float | None = None, order_last: bool = False) -> RoomState | Rejected:
     """Apply ``command`` to room ``slug`` atomically and publish the new version on commit.
 
     An accepted ``media`` command also records where its media was resolved from and
-    when its stream URL expires. Raises Room.DoesNotExist and ControlDenied; returns
-    the new state or a Rejected.
+    when its stream URL expires. ``order_last``: the command's ``client_ms`` becomes the
+    accept time, after everything applied so far (server commands, uploads without a
+    stamp). Raises Room.DoesNotExist and ControlDenied; returns the new state or a Rejected.
     """
     with transaction.atomic():
         # SQLite takes its write lock at BEGIN (transaction_mode IMMEDIATE); PostgreSQL
@@ -38,6 +42,9 @@ def room_apply_command(*, slug: str, command: Command, at_ms: float | None = Non
         if command.client_id is not None and room.control == Room.Control.LOCKED:
             raise ControlDenied("this room is locked: only admins control playback")
         accepted_ms = now_ms() if at_ms is None else at_ms
+        if order_last:
+            # Decided under the row lock: nothing can slip in between the read and the write.
+            command = dataclasses.replace(command, client_ms=max(accepted_ms, room.room_state.client_ms + 0.001))
         result = apply(room.room_state, command, accepted_ms, start_lead_ms=room_start_lead_ms(room))
         if isinstance(result, Rejected):
             return result
@@ -55,13 +62,9 @@ def room_apply_command(*, slug: str, command: Command, at_ms: float | None = Non
 
 def room_server_command(*, slug: str, type: str, **fields: object) -> RoomState | Rejected:
     """A command from the server itself (admin actions): it orders after every client."""
-    at_ms = now_ms()
-    room = Room.objects.get(slug=slug)
-    # Server commands must win over anything already applied, even a client stamped
-    # slightly ahead of the server clock.
-    client_ms = max(at_ms, room.room_state.client_ms + 0.001)
-    command = Command(type=type, client_id=None, client_ms=client_ms, **fields)  # type: ignore[arg-type]
-    return room_apply_command(slug=slug, command=command, at_ms=at_ms)
+    # Server commands must win over anything already applied (order_last).
+    command = Command(type=type, client_id=None, client_ms=0.0, **fields)  # type: ignore[arg-type]
+    return room_apply_command(slug=slug, command=command, order_last=True)
 
 
 def room_refresh_media(*, slug: str, page_url: str, media: Media, expires_ms: float | None,
@@ -92,8 +95,15 @@ def room_refresh_media(*, slug: str, page_url: str, media: Media, expires_ms: fl
 
 
 def room_create(*, name: str, media: Media, slug: str | None = None, media_page_url: str = "",
-                media_expires_ms: float | None = None) -> Room:
-    """Create a room with a unique slug derived from its name, at version 1."""
+                media_expires_ms: float | None = None, owner_token: str | None = None, password: str | None = None,
+                listed: bool = True, control: str = Room.Control.OPEN) -> Room:
+    """Create a room with a unique slug derived from its name, at version 1.
+
+    ``owner_token`` (kept only as its SHA-256) makes whoever presents it the owner;
+    without one the room has no owner and v1 rules apply to it.
+    """
+    owner_token_hash = hash_token(owner_token) if owner_token else ""
+    password_hash = make_password(password) if password else ""
     base = (slug or slugify(name)[:56].strip("-")) or "room"
     for attempt in range(1, 1000):
         candidate = base if attempt == 1 else f"{base}-{attempt}"
@@ -103,7 +113,8 @@ def room_create(*, name: str, media: Media, slug: str | None = None, media_page_
         try:
             with transaction.atomic():
                 room = Room(slug=candidate, name=name, media_page_url=media_page_url,
-                            media_expires_ms=media_expires_ms)
+                            media_expires_ms=media_expires_ms, owner_token_hash=owner_token_hash,
+                            password_hash=password_hash, listed=listed, control=control)
                 room.set_room_state(state)
                 room.save()
                 RoomEvent.objects.create(room=room, version=1, command={"type": "create"}, author=None,
@@ -116,3 +127,56 @@ def room_create(*, name: str, media: Media, slug: str | None = None, media_page_
 
 def with_media(command: Command, media: Media) -> Command:
     return dataclasses.replace(command, media=media)
+
+
+def room_switch_to_upload(*, slug: str, media: Media, client_id: str | None,
+                          client_ms: float | None) -> RoomState | Rejected:
+    """Play an uploaded file in room ``slug``: a ``media`` command like any other.
+
+    Without ``client_ms`` the switch orders after everything applied while the file was
+    uploading (it can take minutes). Raises Room.DoesNotExist and ControlDenied.
+    """
+    command = Command(type="media", client_id=client_id, client_ms=client_ms or 0.0, url=media.url, media=media)
+    return room_apply_command(slug=slug, command=command, order_last=client_ms is None)
+
+
+def room_policy_change(*, slug: str, buffering_policy: str | None = None,
+                       buffering_timeout_s: int | None = None) -> Room:
+    """The v1 buffering policy: what happens while a member buffers, and for how long. No new version."""
+    return room_settings_change(slug=slug, buffering_policy=buffering_policy, buffering_timeout_s=buffering_timeout_s)
+
+
+UNCHANGED: Any = object()
+
+
+def room_settings_change(*, slug: str, name: str | None = None, password: Any = UNCHANGED, listed: bool | None = None,
+                         control: str | None = None, buffering_policy: str | None = None,
+                         buffering_timeout_s: int | None = None) -> Room:
+    """Change a room's settings (None leaves a field as it is; ``password=None`` removes the password).
+
+    Settings are not part of the room state, so no version is made. A new password
+    narrows who may read the room: after commit ``room_access_changed`` lets the hub
+    end the connections that no longer pass.
+    """
+    with transaction.atomic():
+        room = Room.objects.select_for_update().get(slug=slug)
+        changes = {"name": name, "listed": listed, "control": control, "buffering_policy": buffering_policy,
+                   "buffering_timeout_s": buffering_timeout_s}
+        fields = [field for field, value in changes.items() if value is not None]
+        for field in fields:
+            setattr(room, field, changes[field])
+        if password is not UNCHANGED:
+            room.password_hash = make_password(password) if password else ""
+            fields.append("password_hash")
+            if password:
+                transaction.on_commit(partial(room_access_changed.send, sender=Room, room=slug))
+        if fields:
+            room.save(update_fields=fields)
+    return room
+
+
+def room_settings(room: Room) -> dict[str, Any]:
+    """A room's settings as the API shows them: whether there is a password, never the password."""
+    return {"name": room.name, "listed": room.listed, "control": room.control, "has_password": bool(room.password_hash),
+            "buffering": room.buffering_policy, "buffering_timeout_s": room.buffering_timeout_s,
+            "owned": bool(room.owner_token_hash)}

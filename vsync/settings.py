@@ -131,6 +131,13 @@ VSYNC_RESOLVE_TIMEOUT_S = float(os.environ.get("VSYNC_RESOLVE_TIMEOUT_S", "20"))
 VSYNC_RESOLVE_REFRESH_MARGIN_S = float(os.environ.get("VSYNC_RESOLVE_REFRESH_MARGIN_S", "600"))
 VSYNC_RESOLVE_MAX_AGE_S = float(os.environ.get("VSYNC_RESOLVE_MAX_AGE_S", str(6 * 3600)))
 VSYNC_RESOLVE_CHECK_INTERVAL_S = float(os.environ.get("VSYNC_RESOLVE_CHECK_INTERVAL_S", "30"))
+# Per-address limits (CONTRACT v2) are on unless VSYNC_ADDRESS_LIMITS=off: the lab runs
+# thousands of clients from one address. The address is REMOTE_ADDR, or the last
+# X-Forwarded-For hop when REMOTE_ADDR is one of VSYNC_TRUSTED_PROXIES (make serve's nginx).
+VSYNC_ADDRESS_LIMITS = os.environ.get("VSYNC_ADDRESS_LIMITS", "on").strip().lower() not in ("off", "0", "false", "no")
+VSYNC_TRUSTED_PROXIES = env_list("VSYNC_TRUSTED_PROXIES", "")
+# An SSE comment at least this often keeps idle streams open (the contract: every 15 s).
+VSYNC_SSE_HEARTBEAT_S = float(os.environ.get("VSYNC_SSE_HEARTBEAT_S", "10"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -3,47 +3,52 @@
 Upload size: under ASGI the server (daphne) and then Django receive the whole request
 body into temporary files before any view runs, so this view cannot stop a client
 from sending too much; it refuses by Content-Length before parsing, and the upload
-handler stops writing once the file passes VSYNC_UPLOAD_MAX_BYTES. Limit the body at
+handler stops writing once the file passes conf.UPLOAD_MAX_BYTES (VSYNC_UPLOAD_MAX_BYTES). Limit the body at
 the reverse proxy too (nginx ``client_max_body_size``) to stop oversize uploads early.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from typing import Any
+from typing import Annotated, Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
+from pydantic import BaseModel, ConfigDict, Field
 
-from rooms.api.http import api_write, json_error, json_response, origin_allowed
-from rooms.commands import MAX_URL_LENGTH, parse_json
+from rooms.access import Access
+from rooms.api.http import json_body, json_error, json_response, result_response, room_endpoint
+from rooms.commands import MAX_URL_LENGTH, validated
+from rooms.conf import conf
+from rooms.intake import author_refusal, upload_submit
+from rooms.limits import CLIENT_COMMANDS
 from rooms.media.refresh import RefreshFailed, room_media_refresh
 from rooms.media.uploads import NotMedia, StreamingMediaUploadHandler, keep_upload, remove_upload
 from rooms.models import Room
-from rooms.ratelimit import command_limiter
-from rooms.services import ControlDenied, room_apply_command
-from rooms.state import Command, InvalidCommand, Media, Rejected
+from rooms.state import InvalidCommand, Media
 
 # Room for the multipart boundaries, part headers and the small form fields around the file.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
-@csrf_exempt
+class MediaError(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    client_id: Annotated[str, Field(min_length=1, max_length=64)]
+    url: Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
+
+
 @require_http_methods(["POST"])
-def room_media_upload(request: HttpRequest, slug: str) -> HttpResponse:
+@room_endpoint(max_body=None)  # the upload handler limits the body itself
+def room_media_upload(request: HttpRequest, slug: str, access: Access) -> HttpResponse:
     """``POST /api/rooms/{slug}/media``: multipart ``file`` (+ optional ``client_id``, ``client_ms``)."""
-    if not origin_allowed(request.headers.get("Origin")):
-        return json_error(403, "cross-origin request refused")
-    if not Room.objects.filter(slug=slug).exists():
-        return json_error(404, f"no room {slug!r}")
-    max_bytes = settings.VSYNC_UPLOAD_MAX_BYTES
+    max_bytes = conf.UPLOAD_MAX_BYTES
     length = request.META.get("CONTENT_LENGTH") or ""
     if length.isdigit() and int(length) > max_bytes + MULTIPART_OVERHEAD_BYTES:
         return _too_large(max_bytes)
+    if (refusal := author_refusal(access, None)) is not None:
+        return result_response(refusal)  # before the file is read: a refused upload must not fill the disk
     handler = StreamingMediaUploadHandler(request, max_bytes=max_bytes)
     request.upload_handlers = [handler]
     try:
@@ -62,40 +67,17 @@ def room_media_upload(request: HttpRequest, slug: str) -> HttpResponse:
             client_id, client_ms = _author(fields)
         except InvalidCommand as exc:
             return json_error(400, exc.error, exc.field)
-        if client_id is not None and not command_limiter.allow(slug, client_id):
-            return json_error(429, "too many commands from this client_id; slow down")
         try:
             stored = keep_upload(handler, upload.name or "")
         except NotMedia as exc:
             return json_error(400, str(exc), "file")
     finally:
         handler.discard()  # whatever was not kept
-    return _switch_to_upload(slug, stored.name, stored.title, client_id, client_ms)
-
-
-def _switch_to_upload(slug: str, name: str, title: str, client_id: str | None,
-                      client_ms: float | None) -> HttpResponse:
-    media = Media(url=f"{settings.MEDIA_URL}{name}", title=title, duration=None, source="upload")
-    accepted_ms = time.time() * 1000.0
-    try:
-        if client_ms is None:
-            # Uploading takes a while; the switch orders after everything applied meanwhile.
-            current = Room.objects.get(slug=slug).room_state
-            client_ms = max(accepted_ms, current.client_ms + 0.001)
-        command = Command(type="media", client_id=client_id, client_ms=client_ms, url=media.url, media=media)
-        result = room_apply_command(slug=slug, command=command, at_ms=accepted_ms)
-    except Room.DoesNotExist:
-        remove_upload(name)
-        return json_error(404, f"no room {slug!r}")
-    except ControlDenied as exc:
-        remove_upload(name)
-        return json_error(403, str(exc))
-    if isinstance(result, Rejected):
-        remove_upload(name)
-        if result.reason == "stale":
-            return json_response({"accepted": False, "reason": "stale", "state": result.state.to_dict()}, 409)
-        return json_error(400, result.error, result.field)
-    return json_response({"accepted": True, "state": result.to_dict()})
+    media = Media(url=f"{settings.MEDIA_URL}{stored.name}", title=stored.title, duration=None, source="upload")
+    result = upload_submit(slug=slug, access=access, media=media, client_id=client_id, client_ms=client_ms)
+    if not result.accepted:
+        remove_upload(stored.name)
+    return result_response(result)
 
 
 def _author(fields: Any) -> tuple[str | None, float | None]:
@@ -119,24 +101,17 @@ def _too_large(max_bytes: int) -> HttpResponse:
 
 
 @require_http_methods(["POST"])
-@api_write()
-def room_media_error(request: HttpRequest, slug: str) -> HttpResponse:
+@room_endpoint()
+def room_media_error(request: HttpRequest, slug: str, access: Access) -> HttpResponse:
     """``POST /api/rooms/{slug}/media/error`` ``{"client_id", "url"}``: the player failed on ``url``."""
     try:
-        data = parse_json(request.body)
-        if not isinstance(data, dict):
-            raise InvalidCommand("the body must be a JSON object", "body")
-        client_id, url = data.get("client_id"), data.get("url")
-        if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
-            raise InvalidCommand("client_id: must be a string of 1 to 64 characters", "client_id")
-        if not isinstance(url, str) or not 1 <= len(url) <= MAX_URL_LENGTH:
-            raise InvalidCommand(f"url: must be a string of 1 to {MAX_URL_LENGTH} characters", "url")
+        data = validated(MediaError, json_body(request))
     except InvalidCommand as exc:
         return json_error(400, exc.error, exc.field)
-    if not command_limiter.allow(slug, client_id):
+    if CLIENT_COMMANDS.take((slug, data.client_id)) is not None:
         return json_error(429, "too many reports from this client_id; slow down")
     try:
-        outcome = room_media_refresh(slug=slug, reported_url=url)
+        outcome = room_media_refresh(slug=slug, reported_url=data.url)
     except Room.DoesNotExist:
         return json_error(404, f"no room {slug!r}")
     except RefreshFailed as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from rooms.api import clock, collection, commands, media, pages, presence
+from rooms.api import clock, collection, commands, media, membership, pages, presence
 from rooms.api.http import json_error
 from rooms.media.serve import serve_media
 
@@ -27,6 +27,10 @@ urlpatterns = [
     path("api/rooms/<str:slug>/presence", presence.room_presence, name="api-room-presence"),
     path("api/rooms/<str:slug>/members", presence.room_members_list, name="api-room-members"),
     path("api/rooms/<str:slug>/policy", presence.room_policy, name="api-room-policy"),
+    path("api/rooms/<str:slug>/join", membership.room_join, name="api-room-join"),
+    path("api/rooms/<str:slug>/settings", membership.room_settings, name="api-room-settings"),
+    path("api/rooms/<str:slug>/roles", membership.room_roles, name="api-room-roles"),
+    path("api/rooms/<str:slug>/kick", membership.room_kick, name="api-room-kick"),
     path("media/<path:path>", serve_media, name="media"),
     path("", pages.lobby, name="lobby"),
     path("r/<str:slug>", pages.room, name="room"),

@@ -11,9 +11,9 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import close_old_connections
 
+from rooms.conf import conf
 from rooms.media.sources import refresh_due, resolve_media
 from rooms.models import Room
 from rooms.services import now_ms, room_refresh_media
@@ -79,7 +79,7 @@ def room_media_refresh(*, slug: str, reported_url: str | None = None) -> Refresh
 def refresh_due_rooms(at_ms: float | None = None) -> list[str]:
     """Refresh every room whose stream URL is within the margin of expiring; the slugs refreshed."""
     at_ms = now_ms() if at_ms is None else at_ms
-    latest_ms = at_ms + settings.VSYNC_RESOLVE_REFRESH_MARGIN_S * 1000.0
+    latest_ms = at_ms + conf.RESOLVE_REFRESH_MARGIN_S * 1000.0
     due = Room.objects.filter(media_expires_ms__isnull=False, media_expires_ms__lte=latest_ms)
     refreshed = []
     for slug, expires_ms in due.values_list("slug", "media_expires_ms"):
@@ -105,7 +105,7 @@ _refresher_stop = threading.Event()
 def ensure_refresher() -> None:
     """Start this process's background check for due rooms, once (VSYNC_RESOLVE_CHECK_INTERVAL_S > 0)."""
     global _refresher
-    if settings.VSYNC_RESOLVE_CHECK_INTERVAL_S <= 0:
+    if conf.RESOLVE_CHECK_INTERVAL_S <= 0:
         return
     with _refresher_guard:
         if _refresher is not None and _refresher.is_alive():
@@ -123,7 +123,7 @@ def stop_refresher() -> None:
 
 
 def _run_refresher() -> None:
-    while (interval := settings.VSYNC_RESOLVE_CHECK_INTERVAL_S) > 0:
+    while (interval := conf.RESOLVE_CHECK_INTERVAL_S) > 0:
         if _refresher_stop.wait(interval):
             return
         try:

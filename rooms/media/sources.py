@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.conf import settings
 from django.http import Http404
 
+from rooms.conf import conf
 from rooms.media import ytdlp
 from rooms.media.netguard import ForbiddenAddress, UnknownHost, check_url
 from rooms.media.serve import find_media_file
@@ -61,7 +62,7 @@ class _Cache:
         age_s = (now_ms - entry.resolved_ms) / 1000.0
         if replacing is not None:
             return entry if age_s < RECENT_RESOLUTION_S and entry.media.url != replacing else None
-        if age_s >= settings.VSYNC_RESOLVE_MAX_AGE_S or refresh_due(entry.expires_ms, now_ms):
+        if age_s >= conf.RESOLVE_MAX_AGE_S or refresh_due(entry.expires_ms, now_ms):
             return None
         return entry
 
@@ -82,7 +83,7 @@ resolution_cache = _Cache()
 
 def refresh_due(expires_ms: float | None, now_ms: float) -> bool:
     """True once ``now_ms`` is within VSYNC_RESOLVE_REFRESH_MARGIN_S of the expiry."""
-    return expires_ms is not None and now_ms >= expires_ms - settings.VSYNC_RESOLVE_REFRESH_MARGIN_S * 1000.0
+    return expires_ms is not None and now_ms >= expires_ms - conf.RESOLVE_REFRESH_MARGIN_S * 1000.0
 
 
 def resolve_media(url: str, *, replacing: str | None = None) -> ResolvedMedia:
@@ -130,7 +131,7 @@ def _from_extracted(url: str, extracted: ytdlp.Extracted, now_ms: float) -> Reso
 def stream_expiry_ms(stream_url: str, now_ms: float) -> float:
     """When a resolved stream URL stops working: its ``expire`` parameter (YouTube's, epoch
     seconds) if it has one, and never later than VSYNC_RESOLVE_MAX_AGE_S from now."""
-    latest = now_ms + settings.VSYNC_RESOLVE_MAX_AGE_S * 1000.0
+    latest = now_ms + conf.RESOLVE_MAX_AGE_S * 1000.0
     values = parse_qs(urlsplit(stream_url).query).get("expire", [])
     try:
         stated = float(values[0]) * 1000.0 if values else latest

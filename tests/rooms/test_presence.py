@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from rooms.intake import submit_presence
+from rooms.intake import presence_submit
 from rooms.models import START_LEAD_MAX_MS, START_LEAD_MIN_MS, Member, Room
-from rooms.presence import MEMBER_AWAY_S, START_LEAD_MARGIN_MS, room_member_counts, room_start_lead_ms
+from rooms.presence import MEMBER_AWAY_S, RTT_CAP_MS, START_LEAD_MARGIN_MS, room_member_counts, room_start_lead_ms
 from rooms.services import room_apply_command
 from rooms.state import Command
 
@@ -89,16 +89,17 @@ def test_a_silent_member_is_listed_as_away(client):
 def test_start_lead_follows_the_slowest_member_within_bounds():
     room = Room.objects.get(slug="demo")
     assert room_start_lead_ms(room) == room.start_lead_ms  # nobody reporting
-    submit_presence("demo", report("c-1", rtt_ms=1.0))
+    presence_submit(slug="demo", data=report("c-1", rtt_ms=1.0))
     assert room_start_lead_ms(room) == max(START_LEAD_MIN_MS, 1 + START_LEAD_MARGIN_MS)
-    submit_presence("demo", report("c-2", rtt_ms=500.0))
+    presence_submit(slug="demo", data=report("c-2", rtt_ms=500.0))
     assert room_start_lead_ms(room) == 500 + START_LEAD_MARGIN_MS
-    submit_presence("demo", report("c-3", rtt_ms=50_000.0))
-    assert room_start_lead_ms(room) == START_LEAD_MAX_MS
+    presence_submit(slug="demo", data=report("c-3", rtt_ms=50_000.0))
+    # A reported round trip counts at most RTT_CAP_MS: a stalled (or lying) member cannot push starts away.
+    assert room_start_lead_ms(room) == min(START_LEAD_MAX_MS, RTT_CAP_MS + START_LEAD_MARGIN_MS)
 
 
 def test_a_play_is_scheduled_by_the_derived_lead():
-    submit_presence("demo", report("c-1", rtt_ms=200.0))
+    presence_submit(slug="demo", data=report("c-1", rtt_ms=200.0))
     state = room_apply_command(slug="demo", command=Command(type="play", client_id="c-1", client_ms=1.0,
                                                             position=0.0), at_ms=10_000.0)
     assert state.anchor_ms == 10_000.0 + 200 + START_LEAD_MARGIN_MS
