@@ -5,19 +5,16 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from rooms.api.collection import lobby_rooms
 from rooms.models import Room
-from rooms.presence import room_member_counts
 
 TRANSPORTS = {"poll": "Short polling", "longpoll": "Long polling", "sse": "Server-sent events", "ws": "WebSocket"}
 DEFAULT_TRANSPORT = "ws"
 
 
 def lobby(request: HttpRequest) -> HttpResponse:
-    rooms = list(Room.objects.all())
-    counts = room_member_counts([room.slug for room in rooms])
-    listed = [{"slug": room.slug, "name": room.name, "members": counts.get(room.slug, 0), "state": room.state}
-              for room in rooms]
-    return render(request, "lobby.html", {"rooms": listed})
+    # The same list as GET /api/rooms: unlisted rooms and rooms with a password are not shown.
+    return render(request, "lobby.html", {"rooms": lobby_rooms()})
 
 
 def room(request: HttpRequest, slug: str) -> HttpResponse:
