@@ -31,6 +31,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
+    # Before daphne: vsync's runserver (guarded request bodies and read deadlines) wins.
+    "vsync",
     "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -41,9 +43,12 @@ INSTALLED_APPS = [
     "channels",
     "rooms",
     "transports",
+    "axes",  # admin login throttling
 ]
 
 MIDDLEWARE = [
+    "vsync.security.SecurityHeaders",  # CSP and nosniff on every answer, error pages too
+    "vsync.security.ApiJsonErrors",  # {"error"} on every /api/ path whatever DEBUG says; 503 on a full disk
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -52,7 +57,20 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
+
+# Admin logins: after 5 failures for one user name from one address, that pair waits 15
+# minutes (django-axes); a guesser cannot lock the real admin out from elsewhere.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "vsync.urls"
 ASGI_APPLICATION = "vsync.asgi.application"
@@ -77,13 +95,16 @@ DATABASES = {
         os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}"), conn_max_age=0
     )
 }
+SQLITE_SYNCHRONOUS = "NORMAL" if os.environ.get("VSYNC_SQLITE_SYNCHRONOUS", "").upper() == "NORMAL" else "FULL"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # Writers queue on the database lock from BEGIN instead of failing on upgrade;
         # WAL lets readers (short polling) proceed while a command commits.
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        # synchronous=FULL: an accepted version survives a power cut, not only a crash
+        # (NORMAL in WAL mode can lose the last commits); the cost is in the README.
+        "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={SQLITE_SYNCHRONOUS};",
     }
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -100,8 +121,12 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Django's defaults (startproject): admin passwords are the keys to every room.
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -120,7 +145,8 @@ MEDIA_URL = "/media/"
 DEMO_MEDIA_DIR = BASE_DIR / "rooms" / "media" / "demo"
 MEDIA_ROOT = Path(os.environ.get("VSYNC_MEDIA_ROOT", DATA_DIR / "media"))
 MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
-VSYNC_UPLOAD_MAX_BYTES = int(os.environ.get("VSYNC_UPLOAD_MAX_BYTES", str(2 * 1024**3)))
+# 512 MiB: an hour of 720p video; the per-address quota (2 GiB an hour) allows four of them.
+VSYNC_UPLOAD_MAX_BYTES = int(os.environ.get("VSYNC_UPLOAD_MAX_BYTES", str(512 * 1024**2)))
 VSYNC_MEDIA_ALLOW_HOSTS = env_list("VSYNC_MEDIA_ALLOW_HOSTS", "")
 # yt-dlp resolution: the tallest progressive format picked, how long one resolution may
 # take, how long before a stream URL expires it is re-resolved (YouTube's live about
