@@ -74,9 +74,32 @@ def parse_json(raw: bytes | str) -> Any:
     if isinstance(raw, bytes | bytearray) and len(raw) > MAX_BODY_BYTES:
         raise InvalidCommand(f"body is larger than {MAX_BODY_BYTES} bytes", None)
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidCommand(f"malformed JSON: {exc}", "body") from None
+    except RecursionError:  # "[" * 5000: nesting deeper than the interpreter's stack
+        raise InvalidCommand("malformed JSON: nested too deeply", "body") from None
+    if (field := _field_with_nul(data)) is not None:
+        # PostgreSQL cannot store NUL in text; no field of any body needs one.
+        raise InvalidCommand(f"{field}: must not contain NUL characters", field)
+    return data
+
+
+def _field_with_nul(data: Any) -> str | None:
+    """The top-level field whose key or value (at any depth) holds a NUL ("body" if not in a field)."""
+    top = data.items() if isinstance(data, dict) else [("body", data)]
+    stack: list[tuple[str, Any]] = [(str(key), value) for key, value in top]
+    while stack:
+        field, value = stack.pop()
+        if "\x00" in field:
+            return "body"
+        if isinstance(value, str) and "\x00" in value:
+            return field
+        if isinstance(value, dict):
+            stack.extend((field, item) for pair in value.items() for item in pair)
+        elif isinstance(value, list):
+            stack.extend((field, item) for item in value)
+    return None
 
 
 def command_from_data(data: Any) -> Command:

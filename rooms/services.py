@@ -9,10 +9,10 @@ from typing import Any
 
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
-from django.utils.text import slugify
 
 from rooms.access import hash_token
 from rooms.models import Room, RoomEvent
+from rooms.names import slug_from_name
 from rooms.presence import room_start_lead_ms
 from rooms.signals import room_access_changed, room_state_changed
 from rooms.state import Command, Media, Rejected, RoomState, apply, refresh_media
@@ -104,7 +104,7 @@ def room_create(*, name: str, media: Media, slug: str | None = None, media_page_
     """
     owner_token_hash = hash_token(owner_token) if owner_token else ""
     password_hash = make_password(password) if password else ""
-    base = (slug or slugify(name)[:56].strip("-")) or "room"
+    base = slug or slug_from_name(name)  # [a-z0-9-] only: "movie_night" -> "movie-night"
     for attempt in range(1, 1000):
         candidate = base if attempt == 1 else f"{base}-{attempt}"
         if Room.objects.filter(slug=candidate).exists():
