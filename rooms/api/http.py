@@ -16,14 +16,12 @@ import json
 from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any
-from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.http.request import validate_host
 from django.views.decorators.csrf import csrf_exempt
 
 from rooms.access import Access, AccessDenied, member_cookie_name, room_access
+from rooms.api import origins
 from rooms.commands import MAX_BODY_BYTES, parse_json
 from rooms.conf import conf
 from rooms.limits import retry_after_header
@@ -50,15 +48,10 @@ def json_error(status: int, error: str, field: str | None = None) -> HttpRespons
     return json_response(body, status=status)
 
 
-def origin_allowed(origin: str | None) -> bool:
-    """A missing Origin is a non-browser client; a present one must be one of ours."""
-    if not origin:
-        return True
-    if origin in settings.CSRF_TRUSTED_ORIGINS:
-        return True
-    host = urlsplit(origin).netloc.rsplit("@", 1)[-1]
-    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    return validate_host(hostname, settings.ALLOWED_HOSTS)
+def origin_allowed(request: HttpRequest) -> bool:
+    """No Origin (not a browser), the request's own full origin, or a trusted one (rooms.api.origins)."""
+    host = request.META.get("HTTP_HOST") or f"{request.META.get('SERVER_NAME', '')}:{request.get_port()}"
+    return origins.origin_allowed(request.headers.get("Origin"), scheme=request.scheme, host=host)
 
 
 def api_write(max_body: int = MAX_BODY_BYTES) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
@@ -164,7 +157,7 @@ def room_endpoint(*, max_body: int | None = MAX_BODY_BYTES) -> Callable[[RoomVie
 
 
 def _write_refusal(request: HttpRequest, max_body: int | None) -> HttpResponse | None:
-    if not origin_allowed(request.headers.get("Origin")):
+    if not origin_allowed(request):
         return json_error(403, "cross-origin request refused")
     if max_body is None:
         return None
