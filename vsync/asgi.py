@@ -11,9 +11,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vsync.settings")
 # Populate the app registry before importing anything that touches models.
 django_asgi_app = get_asgi_application()
 
+from rooms.media.gc import ensure_upload_sweeper  # noqa: E402
 from rooms.media.refresh import ensure_refresher  # noqa: E402
 from rooms.scheduler import ensure_scheduler  # noqa: E402
 from transports.routing import Application, PushRouter, WebSocketRouter  # noqa: E402
+from vsync.http_guard import BodyLimit  # noqa: E402
 
 # A server holding thousands of connections has a large, long-lived heap, and each
 # version fanned out to them allocates a little per connection; with the default
@@ -31,4 +33,8 @@ gc.set_threshold(*GC_THRESHOLDS)
 ensure_refresher()
 # ... and takes the server's step when a playing room reaches the end of its media (rooms.scheduler).
 ensure_scheduler()
-application = Application(http=PushRouter(django_asgi_app), websocket=WebSocketRouter())
+# ... and deletes uploads that no room references any more, after the grace period (rooms.media.gc).
+ensure_upload_sweeper()
+# BodyLimit: the per-route body limits for servers that stream bodies (uvicorn); under daphne
+# vsync.daphne_guard has refused an oversize body before it got here.
+application = BodyLimit(Application(http=PushRouter(django_asgi_app), websocket=WebSocketRouter()))

@@ -19,11 +19,12 @@ from django.views.decorators.http import require_http_methods
 from pydantic import BaseModel, ConfigDict, Field
 
 from rooms.access import Access
-from rooms.api.http import json_body, json_error, json_response, result_response, room_endpoint
+from rooms.api.http import client_address, json_body, json_error, json_response, result_response, room_endpoint
 from rooms.commands import MAX_URL_LENGTH, validated
 from rooms.conf import conf
 from rooms.intake import author_refusal, upload_submit
-from rooms.limits import CLIENT_COMMANDS
+from rooms.limits import CLIENT_COMMANDS, retry_after_header
+from rooms.media.quota import upload_quota, upload_record
 from rooms.media.refresh import RefreshFailed, room_media_refresh
 from rooms.media.uploads import NotMedia, StreamingMediaUploadHandler, keep_upload, remove_upload
 from rooms.models import Room
@@ -49,6 +50,10 @@ def room_media_upload(request: HttpRequest, slug: str, access: Access) -> HttpRe
         return _too_large(max_bytes)
     if (refusal := author_refusal(access, None)) is not None:
         return result_response(refusal)  # before the file is read: a refused upload must not fill the disk
+    address = client_address(request)
+    if (wait := upload_quota.take(address, int(length) if length.isdigit() else max_bytes)) is not None:
+        return json_response({"error": "too many uploads from this address; wait and try again"}, 429,
+                             Retry_After=retry_after_header(wait))
     handler = StreamingMediaUploadHandler(request, max_bytes=max_bytes)
     request.upload_handlers = [handler]
     try:
@@ -74,6 +79,7 @@ def room_media_upload(request: HttpRequest, slug: str, access: Access) -> HttpRe
     finally:
         handler.discard()  # whatever was not kept
     media = Media(url=f"{settings.MEDIA_URL}{stored.name}", title=stored.title, duration=None, source="upload")
+    upload_record(name=stored.name, slug=slug, client_id=client_id, address=address, size=upload.size)
     result = upload_submit(slug=slug, access=access, media=media, client_id=client_id, client_ms=client_ms)
     if not result.accepted:
         remove_upload(stored.name)
