@@ -24,7 +24,8 @@ from typing import Any
 import psutil
 
 from loadtests import metrics
-from loadtests.report import Row, write_results
+from loadtests.report import write_results
+from loadtests.rows import Row
 from vsync import launcher
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,7 +276,7 @@ def _locust_command(spec: RunSpec, settings: Settings, urls: list[str], room: st
 
 def running(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 
@@ -295,7 +296,7 @@ def wait_for_dumps(run_dir: Path, sampler: Sampler, expected: int, timeout: floa
 def create_room(url: str, run_id: str) -> str:
     status, body = http_json("POST", f"{url}/api/rooms", {"name": f"bench {run_id}"})
     if status == 201 and isinstance(body, dict):
-        return body["room"]
+        return str(body["room"])
     # A floor server without a rooms API serves one room under any slug.
     return "bench"
 
@@ -332,7 +333,7 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     servers = Servers(spec, data_dir, settings)
-    client: subprocess.Popen | None = None
+    client: subprocess.Popen[bytes] | None = None
     try:
         servers.start()
         sampler = Sampler([p.pid for p in servers.processes])

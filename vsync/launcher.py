@@ -197,9 +197,15 @@ def redis_server_binary() -> str:
     return path
 
 
-def redis_answers(port: int) -> bool:
+def redis_answers(port: int, unix_socket: Path | None = None) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+        if unix_socket is not None:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.settimeout(0.5)
+            sock.connect(str(unix_socket))
+        else:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=0.5)
+        with sock:
             sock.sendall(b"PING\r\n")
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
@@ -208,27 +214,36 @@ def redis_answers(port: int) -> bool:
 
 @dataclass
 class RedisServer:
-    """Debian's redis-server on loopback, without persistence. ``share``: use one already on the port."""
+    """Debian's redis-server without persistence, on loopback or (``unix_socket``) on a socket only its owner opens.
+
+    ``share``: use one already answering on the port.
+    """
 
     data_dir: Path | None = None
     port: int = field(default_factory=free_port)
     share: bool = False
+    unix_socket: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        if self.unix_socket is not None:
+            return f"unix://{self.unix_socket}?db=0"
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        if self.share and redis_answers(self.port):
+        if self.share and redis_answers(self.port, self.unix_socket):
             return self  # somebody's Redis: share it, and leave it running on stop
-        command = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                   "--appendonly", "no"]
+        command = [redis_server_binary(), "--save", "", "--appendonly", "no"]
+        if self.unix_socket is not None:
+            command += ["--port", "0", "--unixsocket", str(self.unix_socket), "--unixsocketperm", "700"]
+        else:
+            command += ["--port", str(self.port), "--bind", "127.0.0.1"]
         if self.data_dir is not None:
             command += ["--dir", str(self.data_dir)]
         self.process = spawn(command, dict(os.environ), None, cwd=self.data_dir or ROOT)
         deadline = time.monotonic() + 10
-        while not redis_answers(self.port):
+        while not redis_answers(self.port, self.unix_socket):
             if time.monotonic() > deadline or self.process.poll() is not None:
                 self.stop()
                 raise TimeoutError(f"redis-server did not start on port {self.port}")

@@ -1,0 +1,1 @@
+"""Deployment: make serve (serve.py) and the nginx configuration it fills in."""
