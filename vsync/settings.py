@@ -178,3 +178,21 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+
+# Production behind make serve's nginx (vsync/deploy/serve.py sets these): media handed to
+# nginx by X-Accel-Redirect under this internal prefix; one JSON log line per request and
+# connection; who may read /metrics besides loopback.
+VSYNC_X_ACCEL_MEDIA = os.environ.get("VSYNC_X_ACCEL_MEDIA", "")
+VSYNC_JSON_LOGS = env_bool("VSYNC_JSON_LOGS", False)
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+if VSYNC_TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# nginx sends HSTS itself; Django's copy is for `manage.py check --deploy` and hides behind it.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]  # probes may ask a worker directly
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+if VSYNC_JSON_LOGS:
+    LOGGING["formatters"] = {"json": {"()": "vsync.observability.JsonFormatter"}}
+    LOGGING["handlers"]["console"]["formatter"] = "json"  # type: ignore[index]
+    LOGGING["loggers"]["vsync.access"] = {"level": "INFO"}  # type: ignore[index]

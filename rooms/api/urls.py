@@ -8,6 +8,7 @@ from django.urls import path
 from rooms.api import clock, collection, commands, media, membership, pages, presence
 from rooms.api.http import json_error
 from rooms.media.serve import serve_media
+from vsync import health
 
 
 def _served_by_asgi(request: HttpRequest, slug: str) -> HttpResponse:
@@ -16,6 +17,8 @@ def _served_by_asgi(request: HttpRequest, slug: str) -> HttpResponse:
 
 urlpatterns = [
     path("api/time", clock.server_time, name="api-time"),
+    path("healthz", health.healthz, name="healthz"),
+    path("metrics", health.metrics, name="metrics"),
     path("api/rooms", collection.rooms_collection, name="api-rooms"),
     path("api/rooms/<str:slug>/commands", commands.room_commands, name="api-room-commands"),
     path("api/rooms/<str:slug>/media", media.room_media_upload, name="api-room-media"),
