@@ -13,7 +13,8 @@ from django.http import HttpRequest
 
 from rooms.media.refresh import RefreshFailed, room_media_refresh
 from rooms.media.sources import DEMO_MEDIA
-from rooms.models import Room, RoomEvent
+from rooms.membership import room_clear_bans, room_transfer_ownership
+from rooms.models import Member, Room, RoomEvent
 from rooms.presence import room_member_counts, room_members
 from rooms.services import now_ms, room_create, room_server_command
 from rooms.state import Rejected
@@ -60,21 +61,23 @@ class RoomEventInline(admin.TabularInline):
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "playing", "position_now", "version", "members", "media_source",
-                    "control", "buffering_policy")
-    list_filter = ("playing", "control", "buffering_policy")
+                    "control", "owned", "has_password", "listed", "buffering_policy")
+    list_filter = ("playing", "control", "listed", "buffering_policy")
     search_fields = ("slug", "name")
     readonly_fields = ("version", "playing", "position_now", "members", "who", "media_source", "media_title",
                        "media_stream_url", "media_duration", "media_thumbnail", "media_page_url", "media_expires",
-                       "state", "created_at")
+                       "state", "created_at", "owned", "has_password", "hosts", "bans")
     fieldsets = (
         (None, {"fields": ("slug", "name")}),
         ("Live state", {"fields": ("version", "playing", "position_now", "members", "who", "state")}),
         ("Media", {"fields": ("media_title", "media_source", "media_stream_url", "media_duration", "media_thumbnail",
                               "media_page_url", "media_expires")}),
         ("Policy", {"fields": ("control", "start_lead_ms", "buffering_policy", "buffering_timeout_s")}),
+        # Whether there is an owner or a password, never the secrets (only their hashes are stored).
+        ("Ownership", {"fields": ("owned", "has_password", "listed", "hosts", "bans")}),
     )
     inlines = [RoomEventInline]
-    actions = ["pause_everyone", "seek_everyone_to_start", "re_resolve_media"]
+    actions = ["pause_everyone", "seek_everyone_to_start", "re_resolve_media", "transfer_ownership", "clear_bans"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Room | None = None) -> tuple[str, ...]:
         # The slug names the room on the wire; changing it would orphan every viewer.
@@ -94,6 +97,24 @@ class RoomAdmin(admin.ModelAdmin):
         # would make every policy edit carry its management form.
         members = room_members(room)
         return "; ".join(f"{m['name'] or m['client_id']} ({m['transport']}, {m['status']})" for m in members) or "-"
+
+    @admin.display(description="owner", boolean=True)
+    def owned(self, room: Room) -> bool:
+        return bool(room.owner_token_hash)
+
+    @admin.display(description="password", boolean=True)
+    def has_password(self, room: Room) -> bool:
+        return bool(room.password_hash)
+
+    @admin.display(description="hosts")
+    def hosts(self, room: Room) -> str:
+        hosts = room.members.filter(role=Member.Role.HOST).exclude(token_hash="")
+        return ", ".join(m.name or m.client_id for m in hosts) or "-"
+
+    @admin.display(description="bans")
+    def bans(self, room: Room) -> str:
+        bans = list(room.bans.all()[:20])
+        return "; ".join(f"{ban.client_id}" + (f" ({ban.address})" if ban.address else "") for ban in bans) or "-"
 
     @admin.display(description="media source")
     def media_source(self, room: Room) -> str:
@@ -157,6 +178,19 @@ class RoomAdmin(admin.ModelAdmin):
             else:
                 reason = outcome.reason.replace("_", " ")
                 self.message_user(request, f"{room.slug}: nothing to do ({reason})", messages.WARNING)
+
+    @admin.action(description="Transfer ownership: a new owner token, shown once (the old owner's members "
+                              "become viewers)")
+    def transfer_ownership(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        for room in queryset:
+            token = room_transfer_ownership(slug=room.slug)
+            # Shown here once and never stored in the clear: copy it now.
+            self.message_user(request, f"{room.slug}: new owner token {token}", messages.WARNING)
+
+    @admin.action(description="Clear bans")
+    def clear_bans(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        for room in queryset:
+            self.message_user(request, f"{room.slug}: {room_clear_bans(slug=room.slug)} ban(s) lifted")
 
     def _report(self, request: HttpRequest, room: Room, result: Any) -> None:
         if isinstance(result, Rejected):
