@@ -1,17 +1,25 @@
-# `make run` serves vsync on its embedded defaults; `make test` runs the whole suite.
-# Both create .venv and install on first use, and do nothing extra when nothing changed.
+# `make run` serves vsync on its embedded defaults; `make test` runs the whole suite;
+# `make serve` runs the production stack (vsync/deploy/serve.py) on this machine.
+# They create .venv and install on first use (Debian packages too: vsync/deploy/system-packages.sh),
+# and do nothing extra when nothing changed.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+# make serve's default port differs from make run's: read PORT before it gets run's default.
+SERVE_PORT := $(if $(PORT),$(PORT),8443)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+WORKERS ?= 2
 N ?= 2
 BASE_PORT ?= 8001
 REDIS_PORT ?= 6390
 
-.PHONY: run test lint migrate cluster bench superuser demo-video
+TEST_PACKAGES := chromium redis-server postgresql ffmpeg fonts-dejavu-core nginx openssl
+SERVE_PACKAGES := nginx postgresql redis-server openssl
+
+.PHONY: run test lint typecheck test-packages serve serve-packages migrate cluster bench superuser demo-video
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,8 +41,23 @@ run: migrate
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 
-test: lint
+# mypy strict over the modules listed in pyproject.toml ([tool.mypy] files).
+typecheck: $(DEV_STAMP)
+	$(VENV)/bin/mypy
+
+test-packages:
+	@bash vsync/deploy/system-packages.sh $(TEST_PACKAGES)
+
+test: test-packages lint typecheck
 	$(PY) -m pytest
+
+serve-packages:
+	@bash vsync/deploy/system-packages.sh $(SERVE_PACKAGES)
+
+# nginx (TLS, HTTP/2) on HOST:PORT (default 127.0.0.1:8443) before WORKERS uvicorn processes,
+# Redis and PostgreSQL under .data/ unless REDIS_URL/DATABASE_URL are set; Ctrl-C stops it all.
+serve: serve-packages $(STAMP)
+	HOST=$(HOST) PORT=$(SERVE_PORT) WORKERS=$(WORKERS) $(PY) -m vsync.deploy.serve
 
 superuser: migrate
 	$(PY) manage.py createsuperuser
