@@ -8,8 +8,10 @@ class TransportsConfig(AppConfig):
     verbose_name = "Transports"
 
     def ready(self) -> None:
-        from rooms.signals import room_state_changed
+        from rooms.signals import member_ended, room_access_changed, room_state_changed
         from transports import checks  # noqa: F401 -- registers the system checks
-        from transports.hub import on_room_state_changed
+        from transports.hub import on_member_ended, on_room_access_changed, on_room_state_changed
 
         room_state_changed.connect(on_room_state_changed, dispatch_uid="transports.hub")
+        member_ended.connect(on_member_ended, dispatch_uid="transports.hub.member_ended")
+        room_access_changed.connect(on_room_access_changed, dispatch_uid="transports.hub.access_changed")

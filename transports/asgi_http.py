@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
+
+from django.conf import settings
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -22,6 +25,58 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", []):
         if key == name:
             return value
+    return None
+
+
+def client_address(scope: Scope) -> str | None:
+    """The client's address: the peer's, or what a proxy in settings.VSYNC_TRUSTED_PROXIES reports for it.
+
+    X-Forwarded-For is read from the right: each trusted proxy appends the address it
+    got the request from, and anything left of the first untrusted hop is the client's
+    own claim, which anyone can forge. X-Real-IP (nginx's) is used when there is none.
+    """
+    peer = (scope.get("client") or (None,))[0]
+    trusted = set(getattr(settings, "VSYNC_TRUSTED_PROXIES", ()) or ())
+    if peer is None or peer not in trusted:
+        return peer
+    forwarded = header(scope, b"x-forwarded-for")
+    if forwarded:
+        hops = [hop.strip() for hop in forwarded.decode("latin-1").split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if hop not in trusted:
+                return _address_or(hop, peer)
+        return _address_or(hops[0], peer) if hops else peer
+    real_ip = header(scope, b"x-real-ip")
+    return _address_or(real_ip.decode("latin-1").strip(), peer) if real_ip else peer
+
+
+def _address_or(candidate: str, fallback: str) -> str:
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return fallback  # not an address: a misconfigured proxy, not the client's choice
+
+
+# rooms.access.member_cookie_name: one cookie per room, named after its slug.
+MEMBER_COOKIE_PREFIX = "vsync_member_"
+
+
+def member_token(scope: Scope, slug: str, *, from_query: bool) -> str | None:
+    """The member token: ``Authorization: Bearer``, the room's cookie, or (``from_query``) ``?token=``."""
+    authorization = header(scope, b"authorization")
+    if authorization:
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    cookies = header(scope, b"cookie")
+    if cookies:
+        wanted = MEMBER_COOKIE_PREFIX + slug
+        for pair in cookies.decode("latin-1").split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name == wanted and value:
+                return value.strip('"')
+    if from_query:
+        return query(scope).get("token") or None
     return None
 
 

@@ -77,11 +77,10 @@ class DaphneWriter:
 
 def writer_for(send: Any, mode: str) -> DaphneWriter | None:
     server = getattr(getattr(send, "func", None), "__self__", None)
-    if not isinstance(send, partial) or type(server).__module__ != "daphne.server" or len(send.args) != 1:
+    if not isinstance(send, partial) or not _is(server, "daphne.server.Server") or len(send.args) != 1:
         return None
     protocol = send.args[0]
-    module = type(protocol).__module__
-    if (mode, module) not in (("ws", "daphne.ws_protocol"), ("sse", "daphne.http_protocol")):
+    if not _is(protocol, "daphne.ws_protocol.WebSocketProtocol" if mode == "ws" else "daphne.http_protocol.WebRequest"):
         return None
     writer = DaphneWriter(server, protocol, mode)
     # These are daphne's, autobahn's and Twisted's attributes, not their public API: if a
@@ -93,6 +92,12 @@ def writer_for(send: Any, mode: str) -> DaphneWriter | None:
         return writer
     _warn_once(f"{type(protocol).__name__} over {type(transport).__name__}")
     return None
+
+
+def _is(thing: Any, qualified_name: str) -> bool:
+    """``isinstance`` by name, subclasses included (vsync.daphne_guard's), without importing daphne here:
+    importing daphne.server installs Twisted's reactor, which a uvicorn process must not do."""
+    return any(f"{cls.__module__}.{cls.__qualname__}" == qualified_name for cls in type(thing).__mro__)
 
 
 def _warn_once(what: str) -> None:

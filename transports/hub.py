@@ -1,8 +1,8 @@
 """The per-process hub: one channel-layer subscription per room with local viewers, fanned out in-process.
 
-Each version is encoded once (transports.encoding), then written straight to every
-local connection of the room from one loop (transports.streams): latest wins, one
-pending snapshot per connection at most, versions only go up.
+Each version is encoded once (transports.encoding), then pushed to every local
+connection of the room from one loop (transports.streams): latest wins, one pending
+snapshot per connection at most, versions only go up.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from channels.layers import get_channel_layer
 
 from rooms.models import SLUG_PATTERN, Room
 from rooms.state import RoomState
+from transports.admission import Admission, Refused, connection_cap, recheck
 from transports.encoding import Snapshot
 from transports.resume import needs_snapshot
-from transports.streams import POLL, Send, Stream
+from transports.streams import POLL, STREAMS, LongPoll, Send, Stream, counts
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ ROOM_LINGER_S = 30.0
 HEARTBEAT_INTERVAL_S = float(os.environ.get("VSYNC_SSE_HEARTBEAT_S", "10"))
 # Layer failures are retried after this pause rather than in a hot loop.
 RETRY_PAUSE_S = 1.0
+# A client over its address's connection cap is told to wait this long: a closed tab frees
+# its slot at once, and a reconnect loop should not hammer the server meanwhile.
+RETRY_AFTER_CAP_S = 5
 
 _SLUG = re.compile(f"^{SLUG_PATTERN}$")
 
@@ -64,29 +68,127 @@ class Hub:
         self._channel: str | None = None
         self._started: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._per_address: dict[str, int] = {}
 
     # -- viewers -----------------------------------------------------------------
 
-    async def attach(self, slug: str, send: Send, *, mode: str, known_version: int | None,
-                     head: bool = False) -> Stream:
-        """Start writing the room's versions to one connection, first the newest if the resume rule says so."""
+    async def attach(self, slug: str, send: Send | None, *, mode: str, known_version: int | None,
+                     admission: Admission | None = None, opening: tuple[dict[str, Any], ...] = ()) -> Stream:
+        """Start delivering the room's versions to one connection, first the newest if the resume rule says so.
+
+        ``opening``: ASGI messages the stream sends first (SSE's response head). Raises
+        NoSuchRoom, or Refused (429) when the client's address holds its cap of connections.
+        """
         room = await self._room(slug)
-        stream = Stream(slug, send, mode=mode, known_version=known_version, newest=lambda: room.newest, head=head)
+        address = admission.address if admission is not None else None
+        cap = connection_cap()
+        if address is not None and cap is not None and self._per_address.get(address, 0) >= cap:
+            raise Refused(429, f"too many open connections from this address (at most {cap})",
+                          retry_after_s=RETRY_AFTER_CAP_S)
+        identity: dict[str, Any] = {"known_version": known_version, "address": address}
+        if admission is not None:
+            identity.update(client_id=admission.client_id, token=admission.token)
+        stream: Stream
+        if mode == POLL:
+            stream = LongPoll(slug, **identity)
+        else:
+            stream = STREAMS[mode](slug, send, newest=lambda: room.newest, **identity)
+            for message in opening:
+                stream.send_message(message)
         room.streams.add(stream)
         room.idle_since = None
+        if address is not None:
+            self._per_address[address] = self._per_address.get(address, 0) + 1
         # A long poll that kept getting a version it must ignore would spin: it waits instead.
         if room.newest is not None and needs_snapshot(room.newest.version, known_version, reset_unknown=mode != POLL):
-            stream.push(room.newest, force=True)
+            if known_version is not None and known_version > room.newest.version:
+                stream.version = -1  # a version this room never reached: the stream starts over
+            stream.push(room.newest)
         return stream
 
     def unsubscribe(self, stream: Stream) -> None:
         """Forget a connection at once; the room's subscription lingers a little (ROOM_LINGER_S)."""
-        stream.closed = True
+        stream.detached = True
+        self._forget(stream)
+
+    def _forget(self, stream: Stream) -> None:
         room = self._rooms.get(stream.room)
-        if room is not None:
-            room.streams.discard(stream)
-            if not room.streams:
-                room.idle_since = time.monotonic()
+        if room is None or stream not in room.streams:
+            return
+        room.streams.discard(stream)
+        if not room.streams:
+            room.idle_since = time.monotonic()
+        if stream.address is not None:
+            left = self._per_address.get(stream.address, 1) - 1
+            if left > 0:
+                self._per_address[stream.address] = left
+            else:
+                self._per_address.pop(stream.address, None)
+
+    # -- ending connections (rooms.signals.member_ended, room_access_changed) --------
+
+    def end_member(self, slug: str, client_id: str, code: int) -> int:
+        """End every local connection of ``client_id`` in the room (WebSocket close ``code``); how many."""
+        room = self._rooms.get(slug)
+        ended = [stream for stream in tuple(room.streams) if stream.client_id == client_id] if room else []
+        for stream in ended:
+            stream.end(code=code, status=code - 4000, error="you were removed from this room")
+            self._forget(stream)
+        return len(ended)
+
+    async def recheck_room(self, slug: str) -> int:
+        """Ask rooms.access again for every local connection of the room; end those it now refuses."""
+        room = self._rooms.get(slug)
+        if room is None or not room.streams:
+            return 0
+        denied = await recheck(slug, {(stream.token, stream.address) for stream in room.streams})
+        ended = 0
+        for stream in tuple(room.streams):
+            refusal = denied.get((stream.token, stream.address))
+            if refusal is not None:
+                stream.end(code=4000 + refusal.status, status=refusal.status, error=refusal.error)
+                self._forget(stream)
+                ended += 1
+        return ended
+
+    def signal_member_ended(self, slug: str, client_id: str, code: int) -> None:
+        """From any thread: end the member's connections here and in every process that shares the room."""
+        self._from_any_thread(lambda: self.end_member(slug, client_id, code),
+                              {"type": "room.member_ended", "room": slug, "client_id": client_id, "code": code})
+
+    def signal_access_changed(self, slug: str) -> None:
+        """From any thread: re-check the room's connections here and in every process that shares it."""
+        self._from_any_thread(lambda: self._spawn(self.recheck_room(slug)),
+                              {"type": "room.access_changed", "room": slug})
+
+    def _from_any_thread(self, locally: Any, message: dict[str, Any]) -> None:
+        loop = self._loop
+        message = {**message, "origin": self._channel}
+        if loop is not None and loop.is_running():
+            def on_loop() -> None:
+                locally()
+                self._spawn(self._group_send(message))
+
+            loop.call_soon_threadsafe(on_loop)
+        else:
+            async_to_sync(self._group_send)(message)
+
+    async def _group_send(self, message: dict[str, Any]) -> None:
+        try:
+            await get_channel_layer().group_send(_group(message["room"]), message)
+        except Exception:
+            logger.exception("could not publish %s for %s to the channel layer", message["type"], message["room"])
+
+    def _on_layer_message(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "room.state":
+            self._deliver(Snapshot.from_message(message))
+        elif message.get("origin") is not None and message.get("origin") == self._channel:
+            return  # this process acted on it already
+        elif kind == "room.member_ended":
+            self.end_member(message["room"], message["client_id"], message["code"])
+        elif kind == "room.access_changed":
+            self._spawn(self.recheck_room(message["room"]))
 
     async def ensure_room(self, slug: str) -> None:
         """Raise NoSuchRoom unless the room exists; subscribes this process to it."""
@@ -125,6 +227,22 @@ class Hub:
 
     def viewer_count(self) -> int:
         return sum(len(room.streams) for room in self._rooms.values())
+
+    def stats(self) -> dict[str, Any]:
+        """Open connections by mode and what the streams did (sends, daphne fast-path writes, errors)."""
+        by_mode: dict[str, int] = {}
+        for room in self._rooms.values():
+            for stream in room.streams:
+                by_mode[stream.mode] = by_mode.get(stream.mode, 0) + 1
+        return {"viewers": sum(by_mode.values()), "by_mode": by_mode, "counts": dict(counts)}
+
+    def send_to_room(self, slug: str, messages: dict[str, dict[str, Any]]) -> None:
+        """Queue one pre-encoded ASGI message (per mode in ``messages``) on every connection of the room, in order."""
+        room = self._rooms.get(slug)
+        for stream in tuple(room.streams) if room is not None else ():
+            message = messages.get(stream.mode)
+            if message is not None and hasattr(stream, "send_message"):
+                stream.send_message(message)
 
     # -- publishing ----------------------------------------------------------------
 
@@ -186,8 +304,7 @@ class Hub:
             try:
                 message = await layer.receive(self._channel)
                 # Never mutate ``message``: channels_redis hands the same dict to every receiver.
-                if message.get("type") == "room.state":
-                    self._deliver(Snapshot.from_message(message))
+                self._on_layer_message(message)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -259,3 +376,19 @@ def on_room_state_changed(sender: Any, state: RoomState, **kwargs: Any) -> None:
     except Exception:
         # The command is committed whatever happens here; viewers catch up by reconciling.
         logger.exception("could not publish version %s of %s", state.version, state.room)
+
+
+def on_member_ended(sender: Any, room: str, client_id: str, code: int = 4403, **kwargs: Any) -> None:
+    """The receiver of rooms.signals.member_ended: that member's connections end at once."""
+    try:
+        hub.signal_member_ended(room, client_id, code)
+    except Exception:
+        logger.exception("could not end the connections of %s in %s", client_id, room)
+
+
+def on_room_access_changed(sender: Any, room: str, **kwargs: Any) -> None:
+    """The receiver of rooms.signals.room_access_changed: every connection of the room is checked again."""
+    try:
+        hub.signal_access_changed(room)
+    except Exception:
+        logger.exception("could not re-check the connections of %s", room)

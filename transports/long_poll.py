@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 
+from transports.admission import Refused, admit, respond_refused
 from transports.asgi_http import Receive, Scope, Send, close_on_disconnect, query, respond, respond_error
 from transports.hub import NoSuchRoom, hub
 from transports.resume import BadVersion, parse_version
-from transports.streams import POLL, Stream
+from transports.streams import POLL, LongPoll
 
 # Under the 30 s that many proxies and browsers allow an idle request, with margin.
 DEFAULT_TIMEOUT_S = 25.0
 # Longer than this and intermediaries start cutting requests anyway.
 MAX_TIMEOUT_S = 60.0
+EMPTY_BODY = {"type": "http.response.body", "body": b""}
 
 
 def parse_timeout(raw: str | None) -> float:
@@ -47,37 +49,28 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
         await respond_error(send, 400, str(exc), "timeout")
         return
     try:
-        stream = await hub.attach(slug, send, mode=POLL, known_version=since, head=scope["method"] == "HEAD")
+        admission = await admit(scope, slug, token_in_query=False)
+        stream = await hub.attach(slug, None, mode=POLL, known_version=since, admission=admission)
+    except Refused as refused:
+        await respond_refused(send, refused)
+        return
     except NoSuchRoom:
         await respond_error(send, 404, f"no room {slug!r}")
         return
-    # The hub writes the 200 itself (transports.streams); this coroutine only handles the
-    # timeout and the client leaving, and waits until an answer that began is complete.
-    await _wait(stream, receive, timeout)
-    if not stream.claimed and not stream.gone:
-        await respond(send, 204)
-
-
-async def _wait(stream: Stream, receive: Receive, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    timed_out = False
-
-    def on_timeout() -> None:
-        nonlocal timed_out
-        timed_out = True
-        stream.notify()
-
-    def on_gone() -> None:
-        stream.gone = True
-        stream.notify()
-
-    timer = loop.call_later(timeout, on_timeout)
-    watcher = asyncio.ensure_future(close_on_disconnect(receive, on_gone))
+    assert isinstance(stream, LongPoll)
+    # This coroutine writes the answer itself: the hub only hands it a newer version (or
+    # ends it) and wakes it; the timeout and the client leaving wake it too.
+    left = asyncio.ensure_future(close_on_disconnect(receive, lambda: None))
     try:
-        while stream.busy or not (stream.claimed or timed_out or stream.gone):
-            stream.waiter = loop.create_future()
-            await stream.waiter
+        await asyncio.wait((stream.woken, left), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        timer.cancel()
-        watcher.cancel()
-        hub.unsubscribe(stream)  # closes it: from here on the hub cannot start an answer
+        hub.unsubscribe(stream)  # from here on the hub cannot hand it anything
+        gone = left.done()
+        left.cancel()
+    if stream.answer is not None:
+        await send(stream.answer.poll_start)
+        await send(EMPTY_BODY if scope["method"] == "HEAD" else stream.answer.poll_body)
+    elif stream.denied is not None:
+        await respond_error(send, *stream.denied)
+    elif not gone:
+        await respond(send, 204)

@@ -13,7 +13,8 @@ def parse_version(raw: str | bytes | None) -> int | None:
         return None
     text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
     text = text.strip()
-    if not text.isdigit() or len(text) > 18:
+    # isdigit() alone admits "²" and other digits that int() refuses: ASCII only.
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise BadVersion(f"a version is a non-negative integer, not {text[:32]!r}")
     return int(text)
 

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from channels.security.websocket import AllowedHostsOriginValidator, WebsocketDenier
 
-from transports import long_poll, short_poll, sse
+from transports import hub_stats, long_poll, short_poll, sse
 from transports.asgi_http import Receive, Scope, Send
 from transports.websocket import RoomSocket
 
@@ -62,11 +62,14 @@ class PushRouter:
 
     def __init__(self, django_app: Any) -> None:
         self.django_app = django_app
+        self.hub_stats = hub_stats.enabled()
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         match = _PUSH_PATH.match(scope["path"])
         if match:
             return PUSH_PATHS[match["kind"]](scope, receive, send, match["slug"])
+        if self.hub_stats and scope["path"] == hub_stats.PATH:
+            return hub_stats.app(scope, receive, send)
         return self.django_app(scope, receive, send)
 
 

@@ -7,6 +7,7 @@ Commands (POST .../commands) are the HTTP API's (rooms.api.commands).
 
 from __future__ import annotations
 
+from transports.admission import Refused, admit, respond_refused
 from transports.asgi_http import Receive, Scope, Send, header, respond, respond_error
 from transports.hub import NoSuchRoom, hub
 
@@ -28,7 +29,11 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
         await respond_error(send, 405, "use GET")
         return
     try:
+        await admit(scope, slug, token_in_query=False)
         snapshot = await hub.current(slug)
+    except Refused as refused:
+        await respond_refused(send, refused)
+        return
     except NoSuchRoom:
         await respond_error(send, 404, f"no room {slug!r}")
         return

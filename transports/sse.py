@@ -6,6 +6,7 @@ state comes first unless ``Last-Event-ID`` (header) or ``?last_event_id=`` equal
 
 from __future__ import annotations
 
+from transports.admission import Refused, admit, respond_refused
 from transports.asgi_http import Receive, Scope, Send, header, query, respond_error
 from transports.hub import NoSuchRoom, hub
 from transports.resume import BadVersion, parse_version
@@ -22,26 +23,42 @@ HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+START = {"type": "http.response.start", "status": 200, "headers": HEADERS}
 
 
 async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
     if scope["method"] != "GET":
         await respond_error(send, 405, "use GET")
         return
+    params = query(scope)
     try:
-        known = parse_version(header(scope, b"last-event-id") or query(scope).get("last_event_id"))
+        # ``since`` as on the other transports: a client that sends one gets a 400 for a bad one.
+        since = parse_version(params.get("since"))
+    except BadVersion as exc:
+        await respond_error(send, 400, str(exc), "since")
+        return
+    try:
+        known = parse_version(header(scope, b"last-event-id") or params.get("last_event_id"))
     except BadVersion:
         known = None  # an id we never issued: start over with the current state
+    if known is None:
+        known = since
+    # Admitted and counted (the per-address cap) before the response starts, so that a
+    # refusal is a plain status; the stream's writer then sends the head, the retry line
+    # and the first state, in that order. From here on the hub writes the events (and
+    # heartbeats); this coroutine only waits for the client to leave (or for the response
+    # to end: the servers then say the client left), so that the hub forgets it at once.
     try:
-        await hub.ensure_room(slug)
+        admission = await admit(scope, slug, token_in_query=True)
+        stream = await hub.attach(slug, send, mode=SSE, known_version=known, admission=admission,
+                                  opening=(START, {"type": "http.response.body", "more_body": True,
+                                                   "body": b"retry: %d\n\n" % RECONNECT_MS}))
+    except Refused as refused:
+        await respond_refused(send, refused)
+        return
     except NoSuchRoom:
         await respond_error(send, 404, f"no room {slug!r}")
         return
-    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-    await send({"type": "http.response.body", "body": b"retry: %d\n\n" % RECONNECT_MS, "more_body": True})
-    # From here on the hub writes the events (and heartbeats) itself; this coroutine
-    # only waits for the client to leave, so that the hub forgets it at once.
-    stream = await hub.attach(slug, send, mode=SSE, known_version=known)
     try:
         while (await receive())["type"] != "http.disconnect":
             pass

@@ -7,10 +7,16 @@ already equals the current version) and on every change. Client → server:
 answers ``{"type": "error", "error": ..., "field": ...}`` and keeps the socket open;
 a message over 16 KiB is refused the same way, unread.
 
-Close codes:
+Close codes (right after the handshake, or later for 4401/4403):
   4400  the ``since`` query parameter is not a version
+  4401  the room needs a member token, or the token is not valid for it (also when a
+        password set later shuts the connection out)
+  4403  banned, or kicked (rooms.signals.member_ended)
   4404  no such room
+  4429  this address holds its cap of open connections (VSYNC_MAX_CONNECTIONS_PER_ADDRESS)
   4503  the server could not subscribe to the room (channel layer unavailable)
+
+The member token comes from ``Authorization: Bearer``, the room's cookie or ``?token=``.
 
 Keepalive: the servers ping at the protocol level (daphne every 20 s, closing after
 30 s without an answer; ``vsync.launcher`` gives uvicorn the same figures), so
@@ -21,15 +27,16 @@ an application-level round trip.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
 from rooms.commands import MAX_BODY_BYTES
 from rooms.intake import submit_command, submit_presence
-from transports.asgi_http import Receive, Scope, Send
+from transports.admission import Refused, admit
+from transports.asgi_http import Receive, Scope, Send, query
 from transports.hub import NoSuchRoom, hub
 from transports.resume import BadVersion, parse_version
 from transports.streams import WS
@@ -49,6 +56,22 @@ def _error(error: str, field: str | None = None, ref: Any = None) -> dict[str, A
     return message
 
 
+class NotFinite(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON (RFC 8259); Python's parser accepts them unless told.
+    raise NotFinite(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e400
+        raise NotFinite(f"{text[:32]} is out of range for a number")
+    return number
+
+
 class RoomSocket:
     """One WebSocket viewer of one room: the hub writes its states, this answers what the client sends."""
 
@@ -62,12 +85,16 @@ class RoomSocket:
             return
         await self.send({"type": "websocket.accept"})
         try:
-            since = parse_version(parse_qs(self.scope.get("query_string", b"").decode()).get("since", [None])[-1])
+            since = parse_version(query(self.scope).get("since"))
         except BadVersion:
             await self.send({"type": "websocket.close", "code": CLOSE_BAD_SINCE})
             return
         try:
-            self.stream = await hub.attach(self.slug, self.send, mode=WS, known_version=since)
+            admission = await admit(self.scope, self.slug, token_in_query=True)
+            self.stream = await hub.attach(self.slug, self.send, mode=WS, known_version=since, admission=admission)
+        except Refused as refused:
+            await self.send({"type": "websocket.close", "code": refused.close_code})
+            return
         except NoSuchRoom:
             await self.send({"type": "websocket.close", "code": CLOSE_NO_SUCH_ROOM})
             return
@@ -96,13 +123,19 @@ class RoomSocket:
             hub.unsubscribe(self.stream)
 
     async def _reply(self, message: dict[str, Any]) -> None:
-        await self.send({"type": "websocket.send", "text": json.dumps(message, allow_nan=False)})
+        try:
+            text = json.dumps(message, allow_nan=False)
+        except (ValueError, RecursionError):  # a ``ref`` that cannot be echoed
+            text = json.dumps(_error("ref cannot be echoed", "ref"))
+        await self.send({"type": "websocket.send", "text": text})
 
     async def _answer(self, raw: str | bytes) -> dict[str, Any] | None:
         try:
-            message = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return _error("malformed JSON", "body")
+            message = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+        except RecursionError:
+            return _error("JSON nested too deeply", "body")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(str(exc) if isinstance(exc, NotFinite) else "malformed JSON", "body")
         if not isinstance(message, dict):
             return _error("a message must be a JSON object", "body")
         kind, ref = message.get("type"), message.get("ref")
@@ -110,8 +143,8 @@ class RoomSocket:
             return await self._command(message.get("command"), ref)
         if kind == "time":
             t0 = message.get("t0")
-            if isinstance(t0, bool) or not isinstance(t0, int | float):
-                return _error("t0 must be a number", "t0", ref)
+            if isinstance(t0, bool) or not isinstance(t0, int | float) or not math.isfinite(t0):
+                return _error("t0 must be a finite number", "t0", ref)
             return {"type": "time", "t0": t0, "server_ms": time.time() * 1000.0}
         if kind == "presence":
             outcome = await database_sync_to_async(submit_presence)(self.slug, message.get("presence"))

@@ -6,11 +6,12 @@ import asyncio
 import socket
 from functools import partial
 
+import httpx
 import pytest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 
-from tests.support.clients import create_room, viewer
+from tests.support.clients import create_room, seek, viewer
 from tests.support.twisted_tcp import TwistedTcp
 from transports import fastwrite
 from transports.encoding import Snapshot
@@ -66,17 +67,27 @@ def test_a_closed_connection_is_left_to_the_ordinary_send():
         right.close()
 
 
-def test_real_daphne_takes_the_fast_path_for_sse_and_websocket(push_server):
-    # The fast path reads daphne's, autobahn's and Twisted's attributes; the installed
-    # releases must have them, or the server says so in its log.
-    room = create_room(push_server.url, "fast path")["room"]
+def hub_counts(server) -> dict[str, int]:
+    return httpx.get(f"{server.url}/_hub/stats").json()["counts"]
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+def test_real_daphne_takes_the_fast_path(push_server, transport):
+    # The fast path reads daphne's, autobahn's and Twisted's attributes: if an installed
+    # release lacks them the hub falls back to the ordinary send, and this fails.
+    room = create_room(push_server.url, f"fast path {transport}")["room"]
+    before = hub_counts(push_server)
 
     async def scenario() -> None:
-        for transport in ("sse", "ws"):
-            async with viewer(transport, push_server.url, room) as watcher:
-                assert (await watcher.next_state(timeout=5))["version"] == 1
+        async with viewer(transport, push_server.url, room) as watcher:
+            assert (await watcher.next_state(timeout=5))["version"] == 1
+            changed = await asyncio.to_thread(seek, push_server.url, room, 4.0)
+            assert await watcher.next_state(timeout=5) == changed
 
     asyncio.run(scenario())
+    after = hub_counts(push_server)
+    assert after.get(f"fast.{transport}", 0) - before.get(f"fast.{transport}", 0) >= 1  # the seek, at least
+    assert after.get("send_errors", 0) == before.get("send_errors", 0)
     assert "fast path unavailable" not in push_server.log_path.read_text()
 
 

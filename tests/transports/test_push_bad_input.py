@@ -164,3 +164,29 @@ def test_sse_garbage_last_event_id_gets_the_current_state(push_server: LiveServe
         return ""
 
     assert asyncio.run(asyncio.wait_for(scenario(), 5)) == "id: 1"
+
+
+@pytest.mark.parametrize("kind", ["poll", "events"])
+def test_a_superscript_digit_in_since_answers_400(push_server: LiveServer, slug: str, kind: str) -> None:
+    # "²".isdigit() is True and int("²") raises: the check must be ASCII digits, not isdigit().
+    response = httpx.get(f"{push_server.url}/api/rooms/{slug}/{kind}?since=%C2%B2")
+    assert response.status_code == 400
+    assert response.json()["field"] == "since"
+
+
+def test_websocket_superscript_digit_in_since_closes_4400(push_server: LiveServer, slug: str) -> None:
+    assert _close_code(f"{push_server.ws_url}/ws/rooms/{slug}?since=%C2%B2") == CLOSE_BAD_SINCE
+
+
+@pytest.mark.parametrize("message", [
+    '{"type": "time", "t0": NaN}',
+    '{"type": "time", "t0": Infinity}',
+    '{"type": "time", "t0": 1e400}',
+    '{"type": "ping", "ref": 1e400}',
+    "[" * 5000 + "]" * 5000,
+    '{"type": "ping", "ref": ' + "[" * 5000 + "]" * 5000 + "}",
+], ids=["nan", "infinity", "overflow", "overflow-ref", "nested", "nested-ref"])
+def test_websocket_numbers_json_forbids_and_deep_nesting_answer_error_and_stay_open(
+        push_server: LiveServer, slug: str, message: str) -> None:
+    [reply] = ws_replies(push_server, slug, [message])
+    assert reply["type"] == "error" and reply["error"]

@@ -18,7 +18,7 @@ from tests.support.clients import create_room
 from tests.support.servers import LiveServer, free_port, migrate, server_env
 from tests.support.twisted_tcp import TwistedTcp
 from transports.encoding import Snapshot
-from transports.streams import WS, Stream
+from transports.streams import SocketStream
 from vsync import launcher
 
 VERSIONS = 1000
@@ -32,9 +32,10 @@ def test_a_stream_never_writes_an_older_version_after_a_newer() -> None:
         async def send(message: dict) -> None:
             written.append(json.loads(message["text"])["state"]["version"])
 
-        stream = Stream("demo", send, mode=WS, known_version=1, newest=lambda: None)
+        stream = SocketStream("demo", send, known_version=1, newest=lambda: None)
         for version in (1, 3, 2, 5, 4, 5, 6):
             stream.push(Snapshot(room="demo", version=version, json_text=f'{{"version": {version}}}'))
+            await asyncio.sleep(0)  # the writer task sends
         return written
 
     assert asyncio.run(scenario()) == [3, 5, 6]
@@ -108,10 +109,11 @@ def test_a_backed_up_stream_skips_to_the_newest_version() -> None:
             await drained.wait()
 
         newest: list[Snapshot] = []
-        stream = Stream("demo", send, mode=WS, known_version=None, newest=lambda: newest[-1])
+        stream = SocketStream("demo", send, known_version=None, newest=lambda: newest[-1])
         for version in range(1, VERSIONS + 1):
             newest.append(Snapshot(room="demo", version=version, json_text=f'{{"version": {version}}}'))
             stream.push(newest[-1])
+            await asyncio.sleep(0)
         assert written == [1] and stream.busy
         drained.set()
         await asyncio.sleep(0.01)
@@ -150,8 +152,8 @@ def test_under_daphne_a_viewer_that_stops_reading_skips_to_the_newest_version() 
 
     async def scenario() -> list[int]:
         newest: list[Snapshot] = []
-        stream = Stream("demo", partial(server.handle_reply, protocol), mode=WS, known_version=None,
-                        newest=lambda: newest[-1])
+        stream = SocketStream("demo", partial(server.handle_reply, protocol), known_version=None,
+                              newest=lambda: newest[-1])
         assert stream._direct is not None  # daphne's send: the hub writes the frames itself
         for version in range(1, VERSIONS + 1):
             newest.append(Snapshot(room="demo", version=version, json_text=json.dumps(

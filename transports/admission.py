@@ -1,0 +1,87 @@
+"""Who may open a connection to a room: rooms.access asked once per connection, the per-address cap.
+
+Every push endpoint (``/state``, ``/poll``, ``/events``, ``/ws``) admits its client here
+first. A denial is transport-neutral (``Refused``: an HTTP status and a WebSocket close
+code); each transport maps it once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from rooms.access import Access, AccessDenied, room_access
+from transports.asgi_http import Scope, Send, client_address, member_token, respond
+
+# A WebSocket is closed right after the handshake with 4000 + the HTTP status it would have had.
+CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NO_SUCH_ROOM, CLOSE_TOO_MANY = 4401, 4403, 4404, 4429
+
+
+class Refused(Exception):
+    """A connection the server will not hold: ``status`` over HTTP, ``close_code`` on a WebSocket."""
+
+    def __init__(self, status: int, error: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.retry_after_s = status, error, retry_after_s
+
+    @property
+    def close_code(self) -> int:
+        return 4000 + self.status
+
+
+@dataclass(frozen=True)
+class Admission:
+    """An admitted client: what rooms.access granted, with the token and address it was granted for."""
+
+    access: Access
+    token: str | None
+    address: str | None
+
+    @property
+    def client_id(self) -> str | None:
+        return self.access.client_id
+
+
+async def admit(scope: Scope, slug: str, *, token_in_query: bool) -> Admission:
+    """Ask rooms.access about this client; raise Refused (401/403/404) if it may not read the room."""
+    token = member_token(scope, slug, from_query=token_in_query)
+    address = client_address(scope)
+    try:
+        access = await check(slug=slug, token=token, address=address)
+    except AccessDenied as denied:
+        raise Refused(denied.status, denied.error) from None
+    return Admission(access=access, token=token, address=address)
+
+
+@database_sync_to_async
+def check(*, slug: str, token: str | None, address: str | None) -> Access:
+    return room_access(slug=slug, token=token, address=address)
+
+
+@database_sync_to_async
+def recheck(slug: str, clients: set[tuple[str | None, str | None]]) -> dict[tuple[str | None, str | None],
+                                                                           AccessDenied]:
+    """Ask rooms.access again for each (token, address); the denials, in one thread hop."""
+    denied = {}
+    for token, address in clients:
+        try:
+            room_access(slug=slug, token=token, address=address)
+        except AccessDenied as exc:
+            denied[(token, address)] = exc
+    return denied
+
+
+async def respond_refused(send: Send, refused: Refused) -> None:
+    """The HTTP answer to a refusal: its status, ``{"error"}``, and ``Retry-After`` when there is one."""
+    headers = [(b"retry-after", b"%d" % refused.retry_after_s)] if refused.retry_after_s is not None else []
+    await respond(send, refused.status, json.dumps({"error": refused.error}).encode(), headers=headers)
+
+
+def connection_cap() -> int | None:
+    """Open SSE streams, long polls and WebSockets allowed per address; None when the limits are off."""
+    if not getattr(settings, "VSYNC_ADDRESS_LIMITS", True):
+        return None
+    return int(getattr(settings, "VSYNC_MAX_CONNECTIONS_PER_ADDRESS", 1000))
