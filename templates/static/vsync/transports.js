@@ -130,10 +130,10 @@ class Adapter {
         if (DENIED_STATUSES.has(response.status)) return;
         if (response.status !== 200 && response.status !== 204) throw new Error(`HTTP ${response.status}`);
         attempt = 0;
-        if (response.status === 200) {
-          for (const message of (await response.json()).messages) this.chat.onEvent({ kind: "message", message });
-        }
-        if (intervalMs) await sleep(intervalMs, signal);
+        const messages = response.status === 200 ? (await response.json()).messages : [];
+        for (const message of messages) this.chat.onEvent({ kind: "message", message });
+        // A server that answers a waiting read at once with nothing must not make this a busy loop.
+        if (intervalMs || (response.status === 200 && !messages.length)) await sleep(Math.max(intervalMs, POLL_INTERVAL_MS), signal);
       } catch {
         if (signal.aborted) return;
         await sleep(backoffMs(attempt++), signal);
