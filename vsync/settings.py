@@ -162,6 +162,8 @@ VSYNC_RESOLVE_CHECK_INTERVAL_S = float(os.environ.get("VSYNC_RESOLVE_CHECK_INTER
 # X-Forwarded-For hop when REMOTE_ADDR is one of VSYNC_TRUSTED_PROXIES (make serve's nginx).
 VSYNC_ADDRESS_LIMITS = os.environ.get("VSYNC_ADDRESS_LIMITS", "on").strip().lower() not in ("off", "0", "false", "no")
 VSYNC_TRUSTED_PROXIES = env_list("VSYNC_TRUSTED_PROXIES", "")
+# Open SSE streams, long polls and WebSockets together per address (CONTRACT v2: at least 200).
+VSYNC_MAX_CONNECTIONS_PER_ADDRESS = int(os.environ.get("VSYNC_MAX_CONNECTIONS_PER_ADDRESS", "1000"))
 # An SSE comment at least this often keeps idle streams open (the contract: every 15 s).
 VSYNC_SSE_HEARTBEAT_S = float(os.environ.get("VSYNC_SSE_HEARTBEAT_S", "10"))
 
