@@ -28,10 +28,13 @@ from rooms.media.quota import upload_quota, upload_record
 from rooms.media.refresh import RefreshFailed, room_media_refresh
 from rooms.media.uploads import NotMedia, StreamingMediaUploadHandler, keep_upload, remove_upload
 from rooms.models import Room
+from rooms.queue import upload_enqueue
 from rooms.state import InvalidCommand, Media
 
 # Room for the multipart boundaries, part headers and the small form fields around the file.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# The form field ``queue`` with one of these sends the upload to the queue.
+QUEUE_FLAG_VALUES = ("1", "true", "on", "yes")
 
 
 class MediaError(BaseModel):
@@ -80,7 +83,10 @@ def room_media_upload(request: HttpRequest, slug: str, access: Access) -> HttpRe
         handler.discard()  # whatever was not kept
     media = Media(url=f"{settings.MEDIA_URL}{stored.name}", title=stored.title, duration=None, source="upload")
     upload_record(name=stored.name, slug=slug, client_id=client_id, address=address, size=upload.size)
-    result = upload_submit(slug=slug, access=access, media=media, client_id=client_id, client_ms=client_ms)
+    if fields.get("queue") in QUEUE_FLAG_VALUES:  # to the end of the queue instead of playing now
+        result = upload_enqueue(slug=slug, media=media, client_id=client_id or access.client_id)
+    else:
+        result = upload_submit(slug=slug, access=access, media=media, client_id=client_id, client_ms=client_ms)
     if not result.accepted:
         remove_upload(stored.name)
     return result_response(result)

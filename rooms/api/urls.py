@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from rooms.api import clock, collection, commands, media, membership, pages, presence
+from rooms.api import chat, clock, collection, commands, media, membership, pages, presence, subtitles
 from rooms.api.http import json_error
 from rooms.media.serve import serve_media
 from vsync import health
@@ -34,6 +34,12 @@ urlpatterns = [
     path("api/rooms/<str:slug>/settings", membership.room_settings, name="api-room-settings"),
     path("api/rooms/<str:slug>/roles", membership.room_roles, name="api-room-roles"),
     path("api/rooms/<str:slug>/kick", membership.room_kick, name="api-room-kick"),
+    path("api/rooms/<str:slug>/chat", chat.room_chat, name="api-room-chat"),
+    path("api/rooms/<str:slug>/chat/<int:message_id>", chat.room_chat_message, name="api-room-chat-message"),
+    path("api/rooms/<str:slug>/chat/<int:message_id>/delete", chat.room_chat_message,
+         name="api-room-chat-delete"),
+    path("api/rooms/<str:slug>/mute", chat.room_mute, name="api-room-mute"),
+    path("api/rooms/<str:slug>/subtitles", subtitles.room_subtitles, name="api-room-subtitles"),
     path("media/<path:path>", serve_media, name="media"),
     path("", pages.lobby, name="lobby"),
     path("r/<str:slug>", pages.room, name="room"),
