@@ -33,8 +33,9 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from rooms.api.http import RESULT_STATUS
 from rooms.commands import MAX_BODY_BYTES
-from rooms.intake import submit_command, submit_presence
+from rooms.intake import ack_fields, command_submit, presence_submit
 from transports.admission import Refused, admit
 from transports.asgi_http import Receive, Scope, Send, query
 from transports.hub import NoSuchRoom, hub
@@ -75,7 +76,7 @@ def _finite_float(text: str) -> float:
 class RoomSocket:
     """One WebSocket viewer of one room: the hub writes its states, this answers what the client sends."""
 
-    __slots__ = ("receive", "scope", "send", "slug", "stream")
+    __slots__ = ("admission", "receive", "scope", "send", "slug", "stream")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, slug: str) -> None:
         self.scope, self.receive, self.send, self.slug = scope, receive, send, slug
@@ -90,8 +91,9 @@ class RoomSocket:
             await self.send({"type": "websocket.close", "code": CLOSE_BAD_SINCE})
             return
         try:
-            admission = await admit(self.scope, self.slug, token_in_query=True)
-            self.stream = await hub.attach(self.slug, self.send, mode=WS, known_version=since, admission=admission)
+            self.admission = await admit(self.scope, self.slug, token_in_query=True)
+            self.stream = await hub.attach(self.slug, self.send, mode=WS, known_version=since,
+                                           admission=self.admission)
         except Refused as refused:
             await self.send({"type": "websocket.close", "code": refused.close_code})
             return
@@ -147,21 +149,21 @@ class RoomSocket:
                 return _error("t0 must be a finite number", "t0", ref)
             return {"type": "time", "t0": t0, "server_ms": time.time() * 1000.0}
         if kind == "presence":
-            outcome = await database_sync_to_async(submit_presence)(self.slug, message.get("presence"))
-            if outcome.status != 200:
-                return _error(outcome.body.get("error", "presence refused"), outcome.body.get("field"), ref)
+            # Access is asked again per message (token and address): a ban takes effect at once.
+            result = await database_sync_to_async(presence_submit)(
+                slug=self.slug, data=message.get("presence"), token=self.admission.token,
+                address=self.admission.address)
+            if not result.accepted:
+                return _error(result.error or "presence refused", result.field, ref)
             return None
         if kind == "ping":
             return {"type": "pong", "ref": ref} if ref is not None else {"type": "pong"}
         return _error("unknown type; expected command, time, presence or ping", "type", ref)
 
     async def _command(self, command: Any, ref: Any) -> dict[str, Any]:
-        outcome = await database_sync_to_async(submit_command)(self.slug, command)
-        ack: dict[str, Any] = {"type": "ack", "ref": ref, "accepted": bool(outcome.body.get("accepted")),
-                               "status": outcome.status}
-        for key in ("reason", "error", "field", "state"):
-            if key in outcome.body:
-                ack[key] = outcome.body[key]
+        result = await database_sync_to_async(command_submit)(
+            slug=self.slug, data=command, token=self.admission.token, address=self.admission.address)
+        ack: dict[str, Any] = {"type": "ack", "ref": ref, **ack_fields(result), "status": RESULT_STATUS[result.kind]}
         if "state" not in ack:
             newest = hub.newest(self.slug)
             if newest is not None:

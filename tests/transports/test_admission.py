@@ -255,3 +255,20 @@ def test_with_address_limits_off_there_is_no_cap(fresh_hub: Hub, settings: Any) 
             await client.wait(3)
 
     run(scenario())
+
+
+def test_a_viewer_in_a_hosts_only_room_gets_a_refused_ack_and_nothing_changes(fresh_hub: Hub) -> None:
+    async def scenario() -> None:
+        slug = await member_room("hosts only", password=False)
+        await database_sync_to_async(Room.objects.filter(slug=slug).update)(control=Room.Control.HOSTS,
+                                                                            owner_token_hash="0" * 64)
+        socket = await ws_open(f"/ws/rooms/{slug}", bearer())
+        assert (await socket.receive_json_from(3))["state"]["version"] == 1
+        await socket.send_json_to({"type": "command", "ref": 7, "command": {
+            "type": "seek", "client_id": "c-m", "client_ms": 1.0, "position": 3.0}})
+        ack = await socket.receive_json_from(3)
+        assert ack["type"] == "ack" and ack["ref"] == 7 and ack["accepted"] is False
+        assert ack["status"] == 403 and ack["error"] and ack["state"]["version"] == 1
+        await socket.disconnect()
+
+    run(scenario())
