@@ -103,3 +103,6 @@ def reset_all() -> None:
     for buckets in (ADDRESS_COMMANDS, ADDRESS_PRESENCE, ADDRESS_ROOM_CREATION, ADDRESS_JOIN_FAILURES,
                     CLIENT_COMMANDS, CLIENT_PRESENCE):
         buckets.clear()
+    from rooms.media.quota import upload_quota  # a log, not buckets; imported here: it needs the models
+
+    upload_quota.clear()

@@ -66,7 +66,9 @@ class BodyLimit:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+    def __call__(self, scope: dict[str, Any], receive: Any = None, send: Any = None) -> Any:
+        if receive is None or send is None:  # called the ASGI 2 way (uvicorn without --interface)
+            return lambda receive, send: self(scope, receive, send)
         if scope["type"] != "http":
             return self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
