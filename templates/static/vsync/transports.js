@@ -288,7 +288,10 @@ class WsAdapter extends Adapter {
       const entry = this.pending.get(message.ref);
       if (entry) { this.pending.delete(message.ref); entry.resolve(message); }
     } else if (message.type === "error") {
-      console.warn("vsync ws error", message);
+      // An error about one of our requests answers it (a refusal without an ack).
+      const entry = message.ref !== undefined && this.pending.get(message.ref);
+      if (entry) { this.pending.delete(message.ref); entry.resolve({ accepted: false, ...message }); }
+      else console.warn("vsync ws error", message);
     }
   }
 
@@ -313,6 +316,8 @@ class WsAdapter extends Adapter {
     if (this.socket?.readyState !== WebSocket.OPEN) return super.sendChat(message);
     const ack = await this._request({ type: "chat", ...message });
     if (ack === null) return { status: 0, body: null };
+    // A server whose socket does not take chat yet: the HTTP endpoint does.
+    if (ack.type === "error" && ack.field === "type") return super.sendChat(message);
     if (ack.accepted) return { status: 201, body: ack };
     return { status: ackStatus(ack), body: ack };
   }
