@@ -34,6 +34,7 @@ from rooms.services import (
     with_media,
 )
 from rooms.state import QUEUE_COMMANDS, InvalidCommand, Media, Rejected, RoomState
+from vsync.observability import command_answered
 
 DENIAL_KINDS = {401: "unauthorized", 403: "denied", 404: "not_found"}
 
@@ -54,7 +55,14 @@ def access_for(*, slug: str, access: Access | None, token: str | None, address: 
 
 def command_submit(*, slug: str, data: Any, access: Access | None = None, token: str | None = None,
                    address: str | None = None) -> Result:
-    """Run one decoded command body against room ``slug``."""
+    """Run one decoded command body against room ``slug``; counted by outcome for /metrics."""
+    result = _command_submit(slug=slug, data=data, access=access, token=token, address=address)
+    command_answered(result.kind)
+    return result
+
+
+def _command_submit(*, slug: str, data: Any, access: Access | None, token: str | None,
+                    address: str | None) -> Result:
     allowed = access_for(slug=slug, access=access, token=token, address=address)
     if isinstance(allowed, Result):
         return allowed

@@ -24,6 +24,7 @@ from transports.admission import Admission, Refused, connection_cap, recheck
 from transports.encoding import Snapshot
 from transports.resume import needs_snapshot
 from transports.streams import POLL, STREAMS, LongPoll, Send, Stream, counts
+from vsync.observability import connection_closed, connection_opened, fanout_observed
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class Hub:
                 stream.send_message(message)
         room.streams.add(stream)
         room.idle_since = None
+        connection_opened(stream.mode)
         if address is not None:
             self._per_address[address] = self._per_address.get(address, 0) + 1
         # A long poll that kept getting a version it must ignore would spin: it waits instead.
@@ -116,6 +118,7 @@ class Hub:
         if room is None or stream not in room.streams:
             return
         room.streams.discard(stream)
+        connection_closed(stream.mode)
         if not room.streams:
             room.idle_since = time.monotonic()
         if stream.address is not None:
@@ -273,8 +276,10 @@ class Hub:
         if room is None or (room.newest is not None and room.newest.version >= snapshot.version):
             return
         room.newest = snapshot
+        started = time.perf_counter()
         for stream in tuple(room.streams):
             stream.push(snapshot)
+        fanout_observed(time.perf_counter() - started)
 
     # -- the process's subscriptions -------------------------------------------------
 

@@ -18,7 +18,7 @@ from rooms.media.refresh import ensure_refresher  # noqa: E402
 from rooms.scheduler import ensure_scheduler  # noqa: E402
 from transports.routing import Application, PushRouter, WebSocketRouter  # noqa: E402
 from vsync.http_guard import BodyLimit  # noqa: E402
-from vsync.observability import ObservedApplication  # noqa: E402
+from vsync.observability import ObservedApplication, connect_signals  # noqa: E402
 
 # A server holding thousands of connections has a large, long-lived heap, and each
 # version fanned out to them allocates a little per connection; with the default
@@ -41,5 +41,6 @@ ensure_upload_sweeper()
 # BodyLimit: the per-route body limits for servers that stream bodies (uvicorn); under daphne
 # vsync.daphne_guard has refused an oversize body before it got here.
 application: Any = BodyLimit(Application(http=PushRouter(django_asgi_app), websocket=WebSocketRouter()))
+connect_signals()  # /metrics counts versions and chat messages as they are published
 if settings.VSYNC_JSON_LOGS:  # make serve: a request id and a JSON line per request and socket
     application = ObservedApplication(application, trusted=settings.VSYNC_TRUSTED_PROXIES)

@@ -177,6 +177,27 @@ def test_healthz_answers_over_http2_with_database_and_redis(stack: Stack) -> Non
     asyncio.run(scenario())
 
 
+def test_check_deploy_is_clean_under_make_serves_settings(stack: Stack) -> None:
+    assert "System check identified no issues (0 silenced)." in stack.output()
+
+
+def test_a_browser_on_the_sites_own_origin_may_command_and_another_may_not(stack: Stack) -> None:
+    async def scenario() -> None:
+        async with client() as http:
+            slug = await create_room(http, stack, "deploy origin")
+            body = {"type": "seek", "client_id": "page", "client_ms": now_ms(), "position": 4.0}
+            own = await http.post(f"{stack.url}/api/rooms/{slug}/commands", json=body,
+                                  headers={"Origin": stack.url})
+            assert own.status_code == 200, own.text
+            body["client_ms"] = now_ms()
+            other = await http.post(f"{stack.url}/api/rooms/{slug}/commands", json=body,
+                                    headers={"Origin": "https://evil.example"})
+            assert other.status_code == 403
+            assert "error" in other.json()
+
+    asyncio.run(scenario())
+
+
 def test_every_transport_works_through_nginx(stack: Stack) -> None:
     async def scenario() -> None:
         async with client() as http:
