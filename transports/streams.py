@@ -126,16 +126,17 @@ class _Written(Stream):
         """Send the outbox in order and ``snapshot``, then whatever newer version the room has meanwhile."""
         try:
             while not self.detached:
-                if self._outbox:
-                    message = self._outbox.popleft()
-                else:
-                    if snapshot is None and not self.ending:
-                        newest = self._newest()
-                        snapshot = newest if newest is not None and newest.version > self.version else None
-                    if snapshot is None or self.ending:
-                        break
+                if snapshot is not None:  # what this writer was started for goes first
                     self.version = snapshot.version
                     message, snapshot = self.state_message(snapshot), None
+                elif self._outbox:
+                    message = self._outbox.popleft()
+                else:
+                    newest = None if self.ending else self._newest()
+                    if newest is None or newest.version <= self.version:
+                        break
+                    self.version = newest.version
+                    message = self.state_message(newest)
                 counts[f"send.{self.mode}"] += 1
                 await self.send(message)
         except OSError as exc:  # the client went away under the send: its own coroutine cleans up
