@@ -38,4 +38,5 @@ def _config(room: Room, transport: str | None) -> dict[str, object]:
     return {"slug": room.slug, "name": room.name, "transport": transport,
             "state": None if has_password else room.state,
             "buffering_policy": room.buffering_policy, "buffering_timeout_s": room.buffering_timeout_s,
-            "control": room.control, "listed": room.listed, "has_password": has_password}
+            "control": room.control, "listed": room.listed, "has_password": has_password,
+            "owned": bool(room.owner_token_hash)}

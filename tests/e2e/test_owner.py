@@ -13,7 +13,7 @@ from tests.support.servers import LiveServer
 pytestmark = pytest.mark.e2e
 
 # Each wait is bounded: a change reaches every page within a presence beat (1.5 s) or a push.
-WAIT_MS = 6_000
+WAIT_MS = 8_000
 HOSTS_ONLY_NOTE = "Only the owner and hosts"
 
 

@@ -98,6 +98,10 @@ function setRole(role) {
   badge.textContent = role || "";
   badge.dataset.role = role || "";
   owner.show(membership.isOwner);
+  // In an owned room the buffering policy is the owner's to set (the server says 403 to others).
+  const policyLocked = Boolean(config.owned) && !membership.isOwner;
+  for (const field of document.querySelectorAll("#policy-form select, #policy-form input")) field.disabled = policyLocked;
+  $("policy-note").hidden = !policyLocked;
   chat.refreshTools();
   updateControlAccess();
 }
