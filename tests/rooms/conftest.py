@@ -3,14 +3,17 @@ from __future__ import annotations
 import pytest
 
 from rooms import limits
+from rooms.media.quota import upload_quota
 
 
 @pytest.fixture(autouse=True)
 def fresh_limits():
-    """Buckets are per process: one test's commands must not limit the next's."""
+    """Buckets are per process: one test's commands (and uploads) must not limit the next's."""
     limits.reset_all()
+    upload_quota.clear()
     yield
     limits.reset_all()
+    upload_quota.clear()
 
 
 @pytest.fixture(autouse=True)

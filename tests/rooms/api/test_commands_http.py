@@ -135,7 +135,7 @@ def test_cross_origin_browser_post_is_403(client):
 
 
 def test_same_origin_browser_post_is_accepted(client):
-    assert post(client, body(), Origin="http://127.0.0.1:8000").status_code == 200
+    assert post(client, body(), Origin="http://127.0.0.1:8000", Host="127.0.0.1:8000").status_code == 200
 
 
 def test_unknown_room_is_404(client):
