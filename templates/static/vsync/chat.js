@@ -11,6 +11,8 @@ const BOTTOM_SLACK_PX = 24;
 // What a moderator's "Mute" does: long enough to calm a flood, short enough to forget.
 const MUTE_S = 300;
 const TEXT_MAX = 500;
+// A long evening's chat stays light: beyond this many, the oldest leave the page.
+const SHOWN_MAX = 500;
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
@@ -102,6 +104,7 @@ export class ChatPanel {
     this.log.insertBefore(li, before ? before.li : null);
     this.items.set(message.id, { li, message });
     this.lastId = Math.max(this.lastId, message.id);
+    if (this.items.size > SHOWN_MAX) this.remove(Math.min(...this.items.keys()));
     this.log.querySelector(".chat-empty")?.remove();
     const mine = message.client_id === this.membership.clientId;
     if (stick || mine) this._scrollToEnd();
