@@ -23,7 +23,7 @@ from rooms.state import RoomState
 from transports.admission import Admission, Refused, connection_cap, recheck
 from transports.encoding import Snapshot
 from transports.resume import needs_snapshot
-from transports.streams import POLL, STREAMS, LongPoll, Send, Stream, counts
+from transports.streams import POLL, STREAMS, LongPoll, Send, Stream, WrittenStream, counts
 from vsync.observability import connection_closed, connection_opened, fanout_observed
 
 logger = logging.getLogger(__name__)
@@ -74,11 +74,12 @@ class Hub:
     # -- viewers -----------------------------------------------------------------
 
     async def attach(self, slug: str, send: Send | None, *, mode: str, known_version: int | None,
-                     admission: Admission | None = None, opening: tuple[dict[str, Any], ...] = ()) -> Stream:
+                     admission: Admission | None = None, hold: bool = False) -> Stream:
         """Start delivering the room's versions to one connection, first the newest if the resume rule says so.
 
-        ``opening``: ASGI messages the stream sends first (SSE's response head). Raises
-        NoSuchRoom, or Refused (429) when the client's address holds its cap of connections.
+        ``hold``: deliver nothing until ``release(stream)`` (SSE sends its response head
+        first). Raises NoSuchRoom, or Refused (429) when the client's address holds its cap
+        of connections.
         """
         room = await self._room(slug)
         address = admission.address if admission is not None else None
@@ -94,19 +95,27 @@ class Hub:
             stream = LongPoll(slug, **identity)
         else:
             stream = STREAMS[mode](slug, send, newest=lambda: room.newest, **identity)
-            for message in opening:
-                stream.send_message(message)
+            stream.busy = hold  # a busy stream is pushed nothing; release() catches it up
         room.streams.add(stream)
         room.idle_since = None
         connection_opened(stream.mode)
         if address is not None:
             self._per_address[address] = self._per_address.get(address, 0) + 1
-        # A long poll that kept getting a version it must ignore would spin: it waits instead.
-        if room.newest is not None and needs_snapshot(room.newest.version, known_version, reset_unknown=mode != POLL):
-            if known_version is not None and known_version > room.newest.version:
-                stream.version = -1  # a version this room never reached: the stream starts over
-            stream.push(room.newest)
+        if not hold:
+            self.release(stream)
         return stream
+
+    def release(self, stream: Stream) -> None:
+        """Deliver the room's newest version to a new connection if the resume rule says so, and all after it."""
+        if isinstance(stream, WrittenStream):
+            stream.unhold()
+        newest = self.newest(stream.room)
+        # A long poll that kept getting a version it must ignore would spin: it waits instead.
+        if newest is not None and needs_snapshot(newest.version, None if stream.version < 0 else stream.version,
+                                                 reset_unknown=stream.mode != POLL):
+            if stream.version > newest.version:
+                stream.version = -1  # a version this room never reached: the stream starts over
+            stream.push(newest)
 
     def unsubscribe(self, stream: Stream) -> None:
         """Forget a connection at once; the room's subscription lingers a little (ROOM_LINGER_S)."""

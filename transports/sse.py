@@ -24,6 +24,7 @@ HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 START = {"type": "http.response.start", "status": 200, "headers": HEADERS}
+RETRY = {"type": "http.response.body", "body": b"retry: %d\n\n" % RECONNECT_MS, "more_body": True}
 
 
 async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
@@ -44,22 +45,23 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
     if known is None:
         known = since
     # Admitted and counted (the per-address cap) before the response starts, so that a
-    # refusal is a plain status; the stream's writer then sends the head, the retry line
-    # and the first state, in that order. From here on the hub writes the events (and
-    # heartbeats); this coroutine only waits for the client to leave (or for the response
-    # to end: the servers then say the client left), so that the hub forgets it at once.
+    # refusal is a plain status; the hub holds the stream until the head has been sent.
     try:
         admission = await admit(scope, slug, token_in_query=True)
-        stream = await hub.attach(slug, send, mode=SSE, known_version=known, admission=admission,
-                                  opening=(START, {"type": "http.response.body", "more_body": True,
-                                                   "body": b"retry: %d\n\n" % RECONNECT_MS}))
+        stream = await hub.attach(slug, send, mode=SSE, known_version=known, admission=admission, hold=True)
     except Refused as refused:
         await respond_refused(send, refused)
         return
     except NoSuchRoom:
         await respond_error(send, 404, f"no room {slug!r}")
         return
+    # From here on the hub writes the events (and heartbeats); this coroutine only waits
+    # for the client to leave (or for the response to end: the servers then say the client
+    # left), so that the hub forgets it at once.
     try:
+        await send(START)
+        await send(RETRY)
+        hub.release(stream)
         while (await receive())["type"] != "http.disconnect":
             pass
     finally:

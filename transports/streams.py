@@ -68,7 +68,7 @@ class Stream:
         raise NotImplementedError
 
 
-class _Written(Stream):
+class WrittenStream(Stream):
     """A long-lived connection whose writes the hub starts: SSE or WebSocket."""
 
     __slots__ = ("_context", "_direct", "_newest", "_outbox", "busy", "ending", "send")
@@ -101,6 +101,12 @@ class _Written(Stream):
                 self._start(self._drain())
                 return
         self._start(self._write(snapshot))
+
+    def unhold(self) -> None:
+        """End a hold (hub.attach's ``hold``): send what was queued meanwhile; states are the caller's."""
+        self.busy = False
+        if self._outbox:
+            self._start(self._write(None))
 
     def send_message(self, message: dict[str, Any]) -> None:
         """Queue one pre-encoded ASGI message; every queued message is sent, in order."""
@@ -167,7 +173,7 @@ class _Written(Stream):
             self.push(newest)
 
 
-class EventStream(_Written):
+class EventStream(WrittenStream):
     """An SSE response: ``event: state`` per version, and the hub's heartbeat comment."""
 
     __slots__ = ()
@@ -185,7 +191,7 @@ class EventStream(_Written):
         self._finish_with(SSE_END)
 
 
-class SocketStream(_Written):
+class SocketStream(WrittenStream):
     """A WebSocket: ``{"type": "state", ...}`` per version."""
 
     __slots__ = ()
