@@ -16,9 +16,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from rooms.access import Access, AccessDenied, room_access
 from rooms.buffering import room_buffering_check
 from rooms.commands import command_from_data, validated
-from rooms.limits import ADDRESS_COMMANDS, ADDRESS_PRESENCE, CLIENT_COMMANDS, CLIENT_PRESENCE, address_limit
+from rooms.conf import conf
+from rooms.limits import (
+    ADDRESS_COMMANDS,
+    ADDRESS_MEDIA_RESOLUTIONS,
+    ADDRESS_PRESENCE,
+    ADDRESS_RESOLUTIONS_IN_FLIGHT,
+    CLIENT_COMMANDS,
+    CLIENT_PRESENCE,
+    address_limit,
+)
 from rooms.media.refresh import ensure_refresher
-from rooms.media.sources import resolve_media
+from rooms.media.sources import ResolvedMedia, is_local_media, resolve_media
+from rooms.media.ytdlp import ResolverBusy
 from rooms.models import Ban, Member, Room
 from rooms.presence import parse_report, presence_record, room_member_total, room_members, room_start_lead_ms
 from rooms.queue import room_queue_command
@@ -34,7 +44,7 @@ from rooms.services import (
     with_media,
 )
 from rooms.state import QUEUE_COMMANDS, InvalidCommand, Media, Rejected, RoomState
-from vsync.observability import command_answered
+from vsync.observability import command_answered, media_resolved, rate_limited
 
 DENIAL_KINDS = {401: "unauthorized", 403: "denied", 404: "not_found"}
 
@@ -79,7 +89,9 @@ def _command_submit(*, slug: str, data: Any, access: Access | None, token: str |
     try:
         resolved = None
         if command.type in ("media", "enqueue"):
-            resolved = resolve_media(command.url or "")
+            resolved = resolve_for(command.url or "", allowed.address)
+            if isinstance(resolved, Result):
+                return resolved
             if resolved.expires_ms is not None:
                 ensure_refresher()
             command = with_media(command, resolved.media)
@@ -96,6 +108,35 @@ def _command_submit(*, slug: str, data: Any, access: Access | None, token: str |
         return not_found(slug)
     except ControlDenied as exc:
         return refused("denied", str(exc))
+
+
+def resolve_for(url: str, address: str | None) -> ResolvedMedia | Result:
+    """Resolve ``url`` for a client at ``address``, within its per-address resolution limits (429)."""
+    if is_local_media(url):
+        return resolve_media(url)  # this server's own files: no network, no pool thread
+    if (wait := address_limit(ADDRESS_MEDIA_RESOLUTIONS, address)) is not None:
+        rate_limited("media_resolution")
+        return limited("too many media resolutions from this address; try again later", wait)
+    if not address or not conf.ADDRESS_LIMITS:
+        return _resolve_counted(url)
+    with ADDRESS_RESOLUTIONS_IN_FLIGHT.slot(address) as granted:
+        if not granted:
+            rate_limited("media_resolution")
+            return limited("this address already has media resolving; wait for it to finish", 1.0)
+        return _resolve_counted(url)
+
+
+def _resolve_counted(url: str) -> ResolvedMedia:
+    try:
+        resolved = resolve_media(url)
+    except InvalidCommand:
+        media_resolved("invalid")
+        raise
+    except ResolverBusy:  # 503 + Retry-After (vsync.security)
+        media_resolved("busy")
+        raise
+    media_resolved("ok")
+    return resolved
 
 
 def upload_submit(*, slug: str, access: Access, media: Media, client_id: str | None,

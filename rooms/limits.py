@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 
 from rooms.conf import conf
 
@@ -71,6 +72,43 @@ class TokenBuckets:
         self._last_sweep = now
 
 
+class InFlight:
+    """At most ``limit`` things at once per key (resolutions in the blocking pool)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counts: dict[Hashable, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def slot(self, key: Hashable) -> Iterator[bool]:
+        """Yields True with a slot held for the block, False (nothing held) when ``key`` has them all."""
+        with self._lock:
+            held = self._counts.get(key, 0)
+            if held >= self.limit:
+                granted = False
+            else:
+                granted = True
+                self._counts[key] = held + 1
+        try:
+            yield granted
+        finally:
+            if granted:
+                with self._lock:
+                    left = self._counts[key] - 1
+                    if left:
+                        self._counts[key] = left
+                    else:
+                        del self._counts[key]  # bounded: only keys with something in flight stay
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+
 def retry_after_header(seconds: float) -> str:
     """Retry-After is whole seconds; never 0, or a client would retry at once."""
     return str(max(1, math.ceil(seconds)))
@@ -84,6 +122,12 @@ ADDRESS_PRESENCE = TokenBuckets(rate=100.0, burst=100.0)
 ADDRESS_ROOM_CREATION = TokenBuckets(rate=30.0 / 60.0, burst=30.0)
 # Wrong passwords and owner tokens at /join: guessing costs a minute per 20 tries.
 ADDRESS_JOIN_FAILURES = TokenBuckets(rate=20.0 / 60.0, burst=20.0)
+# Media resolutions (media and enqueue commands with a URL that is not this server's own
+# media): each may hold one of the yt-dlp pool's few threads for seconds, so an address gets
+# 10 at once a minute and 20 a minute after, and at most 2 running at the same time; the
+# pool stays free for everyone else (issue 11: six slow ones made a direct URL wait 19 s).
+ADDRESS_MEDIA_RESOLUTIONS = TokenBuckets(rate=20.0 / 60.0, burst=10.0)
+ADDRESS_RESOLUTIONS_IN_FLIGHT = InFlight(2)
 # Commands per client_id in a room (always on, v1): the contract promises at least 10 a
 # second; scrubbing a seek bar sends bursts, so twice that with a burst of the same size.
 CLIENT_COMMANDS = TokenBuckets(rate=20.0, burst=20.0)
@@ -101,8 +145,9 @@ def address_limit(buckets: TokenBuckets, address: str | None) -> float | None:
 def reset_all() -> None:
     """Forget every bucket (tests)."""
     for buckets in (ADDRESS_COMMANDS, ADDRESS_PRESENCE, ADDRESS_ROOM_CREATION, ADDRESS_JOIN_FAILURES,
-                    CLIENT_COMMANDS, CLIENT_PRESENCE):
+                    ADDRESS_MEDIA_RESOLUTIONS, CLIENT_COMMANDS, CLIENT_PRESENCE):
         buckets.clear()
+    ADDRESS_RESOLUTIONS_IN_FLIGHT.clear()
     from rooms.media.quota import upload_quota  # a log, not buckets; imported here: it needs the models
 
     upload_quota.clear()

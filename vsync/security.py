@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
 from rooms.media.ytdlp import ResolverBusy
@@ -33,8 +34,18 @@ _MESSAGES = {400: "bad request", 403: "forbidden", 404: "no such endpoint", 405:
              413: "request body too large", 500: "internal server error"}
 
 
+# PostgreSQL restarting or unreachable: worth a retry in a moment, and nothing was written
+# (each request's writes are one transaction, so a lost connection rolls them back).
+DATABASE_RETRY_AFTER_S = 2
+
+
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_database_down(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (not a bad query: that is a bug, a 500)."""
+    return isinstance(exc, (OperationalError, InterfaceError))
 
 
 class SecurityHeaders:
@@ -54,7 +65,8 @@ class SecurityHeaders:
 class ApiJsonErrors:
     """Under /api/: an HTML error answer becomes ``{"error", "request_id"}``; exceptions are logged with that id.
 
-    A full disk (ENOSPC while writing) is 503 on any path, so a client knows to retry later.
+    A full disk (ENOSPC while writing) or a database that is down (a PostgreSQL restart) is 503
+    with Retry-After on any path, so a client knows to retry later.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -73,6 +85,11 @@ class ApiJsonErrors:
             logger.error("disk full answering %s %s (request %s): %s", request.method, request.path, request_id, exc)
             return self._json(request, 503, "the server's disk is full; nothing was changed, try again later",
                               retry_after="60")
+        if is_database_down(exc):
+            logger.error("database unavailable answering %s %s (request %s): %s", request.method, request.path,
+                         request_id, exc)
+            return self._json(request, 503, "the database is unavailable; nothing was changed, try again shortly",
+                              retry_after=str(DATABASE_RETRY_AFTER_S))
         if isinstance(exc, ResolverBusy):
             return self._json(request, 503, str(exc), retry_after=str(exc.retry_after_s))
         if not request.path.startswith(API_PREFIX):

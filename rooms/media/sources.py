@@ -86,6 +86,11 @@ def refresh_due(expires_ms: float | None, now_ms: float) -> bool:
     return expires_ms is not None and now_ms >= expires_ms - conf.RESOLVE_REFRESH_MARGIN_S * 1000.0
 
 
+def is_local_media(url: str) -> bool:
+    """A URL of this server's own media (uploads, the demo): resolved without the network."""
+    return url.strip().startswith(settings.MEDIA_URL)
+
+
 def resolve_media(url: str, *, replacing: str | None = None) -> ResolvedMedia:
     """Resolve ``url`` to playable media, or raise InvalidCommand (field ``url``) with a short reason.
 
@@ -94,7 +99,7 @@ def resolve_media(url: str, *, replacing: str | None = None) -> ResolvedMedia:
     the event loop.
     """
     url = url.strip()
-    if url.startswith(settings.MEDIA_URL):
+    if is_local_media(url):
         return ResolvedMedia(media=_local_media(url))
     now_ms = time.time() * 1000.0
     cached = resolution_cache.get(url, now_ms, replacing=replacing)
