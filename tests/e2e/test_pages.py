@@ -54,3 +54,31 @@ def test_lab_plays_the_room_through_all_four_transports(browser: Browser, e2e_se
         page.screenshot(path=str(artifacts / "lab.png"), full_page=True)
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_room_page_fits_the_screen_with_every_panel(browser: Browser, e2e_server: LiveServer, make_room,
+                                                   artifacts: Path, width: int):
+    """Phone and desktop: nothing wider than the screen, the player's controls on one row, every panel there."""
+    room = make_room(f"Fits {width}")
+    room.command(type="enqueue", url="/media/demo.webm")
+    context = browser.new_context(viewport={"width": width, "height": 844 if width < 600 else 900})
+    context.add_init_script("localStorage.setItem('vsync.name', 'Ada');")
+    page = context.new_page()
+    try:
+        page.goto(f"{e2e_server.url}/r/{room.slug}?transport=poll")
+        page.wait_for_function("() => window.vsync?.transport?.status === 'open'", timeout=10_000)
+        page.fill("#chat-input", "a message long enough to wrap on a phone: " + "word " * 20)
+        page.press("#chat-input", "Enter")
+        page.wait_for_selector("#chat-log .chat-message", timeout=5_000)
+        page.wait_for_selector("#queue-list li.queue-item", timeout=5_000)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+        middles = page.evaluate("""() => ['#c-play', '#c-rate', '#subtitle-select', '#c-mute', '#c-full']
+            .map(id => document.querySelector(id).getBoundingClientRect())
+            .map(box => box.top + box.height / 2)""")
+        assert max(middles) - min(middles) < 12, middles  # the controls under the seek bar share one row
+        for panel in ("#chat", "#members", "#queue", "#subtitle-form", "#stats"):
+            assert page.is_visible(panel), panel
+        page.screenshot(path=str(artifacts / f"room-{width}.png"), full_page=True)
+    finally:
+        context.close()
