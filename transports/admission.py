@@ -8,6 +8,7 @@ code); each transport maps it once.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
@@ -46,15 +47,42 @@ class Admission:
         return self.access.client_id
 
 
+# A long or short poll is a new request every time, and a viewer polls again right after
+# each answer: rooms.access's yes is kept this long per (room, token, address), so that a
+# poll costs no database read (short polling is served from the hub's memory). It is
+# forgotten at once when a member is ended or the room's access changes (``forget_room``,
+# called by the hub in every process); a refusal is never kept.
+ACCESS_CACHE_S = 2.0
+ACCESS_CACHE_MAX = 10_000
+_admitted: dict[tuple[str, str | None, str | None], tuple[float, Access]] = {}
+
+
 async def admit(scope: Scope, slug: str, *, token_in_query: bool) -> Admission:
     """Ask rooms.access about this client; raise Refused (401/403/404) if it may not read the room."""
     token = member_token(scope, slug, from_query=token_in_query)
     address = client_address(scope)
+    key = (slug, token, address)
+    kept = _admitted.get(key)
+    if kept is not None and kept[0] > time.monotonic():
+        return Admission(access=kept[1], token=token, address=address)
     try:
         access = await check(slug=slug, token=token, address=address)
     except AccessDenied as denied:
         raise Refused(denied.status, denied.error) from None
+    now = time.monotonic()
+    if len(_admitted) >= ACCESS_CACHE_MAX:
+        for old in [old for old, (until, _) in _admitted.items() if until <= now]:
+            del _admitted[old]
+        if len(_admitted) >= ACCESS_CACHE_MAX:
+            _admitted.clear()
+    _admitted[key] = (now + ACCESS_CACHE_S, access)
     return Admission(access=access, token=token, address=address)
+
+
+def forget_room(slug: str) -> None:
+    """Ask rooms.access again for the room's next connections (a member ended, access narrowed)."""
+    for key in [key for key in _admitted if key[0] == slug]:
+        del _admitted[key]
 
 
 @database_sync_to_async

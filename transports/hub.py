@@ -20,7 +20,7 @@ from channels.layers import get_channel_layer
 
 from rooms.models import SLUG_PATTERN, Room
 from rooms.state import RoomState
-from transports.admission import Admission, Refused, connection_cap, recheck
+from transports.admission import Admission, Refused, connection_cap, forget_room, recheck
 from transports.encoding import Snapshot
 from transports.resume import needs_snapshot
 from transports.streams import POLL, STREAMS, LongPoll, Send, Stream, WrittenStream, counts
@@ -141,6 +141,7 @@ class Hub:
 
     def end_member(self, slug: str, client_id: str, code: int) -> int:
         """End every local connection of ``client_id`` in the room (WebSocket close ``code``); how many."""
+        forget_room(slug)
         room = self._rooms.get(slug)
         ended = [stream for stream in tuple(room.streams) if stream.client_id == client_id] if room else []
         for stream in ended:
@@ -150,6 +151,7 @@ class Hub:
 
     async def recheck_room(self, slug: str) -> int:
         """Ask rooms.access again for every local connection of the room; end those it now refuses."""
+        forget_room(slug)
         room = self._rooms.get(slug)
         if room is None or not room.streams:
             return 0
@@ -170,8 +172,11 @@ class Hub:
 
     def signal_access_changed(self, slug: str) -> None:
         """From any thread: re-check the room's connections here and in every process that shares it."""
-        self._from_any_thread(lambda: self._spawn(self.recheck_room(slug)),
-                              {"type": "room.access_changed", "room": slug})
+        self._from_any_thread(lambda: self._access_changed(slug), {"type": "room.access_changed", "room": slug})
+
+    def _access_changed(self, slug: str) -> None:
+        forget_room(slug)  # at once: a connection arriving before the re-check is asked anew
+        self._spawn(self.recheck_room(slug))
 
     def _from_any_thread(self, locally: Any, message: dict[str, Any]) -> None:
         loop = self._loop
@@ -200,7 +205,7 @@ class Hub:
         elif kind == "room.member_ended":
             self.end_member(message["room"], message["client_id"], message["code"])
         elif kind == "room.access_changed":
-            self._spawn(self.recheck_room(message["room"]))
+            self._access_changed(message["room"])
 
     async def ensure_room(self, slug: str) -> None:
         """Raise NoSuchRoom unless the room exists; subscribes this process to it."""

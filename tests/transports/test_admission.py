@@ -272,3 +272,17 @@ def test_a_viewer_in_a_hosts_only_room_gets_a_refused_ack_and_nothing_changes(fr
         await socket.disconnect()
 
     run(scenario())
+
+
+def test_a_kept_admission_is_forgotten_when_the_room_narrows(fresh_hub: Hub) -> None:
+    async def scenario() -> None:
+        slug = await member_room("kept", password=False)
+        status, _, _ = await http_answer(http_scope(f"/api/rooms/{slug}/state"))
+        assert status == 200  # admitted, and kept for the next polls
+        await database_sync_to_async(Room.objects.filter(slug=slug).update)(password_hash="pbkdf2_sha256$now")
+        room_access_changed.send(sender=Room, room=slug)
+        await asyncio.sleep(0)
+        status, _, _ = await http_answer(http_scope(f"/api/rooms/{slug}/state"))
+        assert status == 401
+
+    run(scenario())
