@@ -55,6 +55,12 @@ class ServeConfig:
     upload_max_bytes: int = DEFAULT_UPLOAD_MAX_BYTES
     connections_per_address: int = DEFAULT_CONNECTIONS_PER_ADDRESS
     requests_per_s: int = 400
+    # Whose X-Forwarded-For the workers believe: this machine's nginx by default; with nginx
+    # on other hosts (README, more machines) their addresses, comma-separated.
+    trusted_proxies: str = "127.0.0.1"
+    # A plain-HTTP listener on loopback only (VSYNC_NGINX_PLAIN_PORT), off by default: for
+    # measuring the proxy's cost with clients that speak no TLS (loadtests.probe).
+    plain_port: int = 0
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @classmethod
@@ -72,7 +78,9 @@ class ServeConfig:
                    upload_max_bytes=int(env.get("VSYNC_UPLOAD_MAX_BYTES", str(DEFAULT_UPLOAD_MAX_BYTES))),
                    connections_per_address=int(env.get("VSYNC_MAX_CONNECTIONS_PER_ADDRESS",
                                                        str(DEFAULT_CONNECTIONS_PER_ADDRESS))),
-                   requests_per_s=int(env.get("VSYNC_NGINX_REQUESTS_PER_S", "400")), env=dict(env))
+                   requests_per_s=int(env.get("VSYNC_NGINX_REQUESTS_PER_S", "400")),
+                   trusted_proxies=_address_list(env.get("VSYNC_TRUSTED_PROXIES", "127.0.0.1")),
+                   plain_port=int(env.get("VSYNC_NGINX_PLAIN_PORT", "0") or "0"), env=dict(env))
 
     @property
     def run_dir(self) -> Path:
@@ -86,6 +94,21 @@ class ServeConfig:
     def origins(self) -> list[str]:
         suffix = "" if self.port == 443 else f":{self.port}"
         return [f"https://{name}{suffix}" for name in self.server_names]
+
+
+def _address_list(text: str) -> str:
+    """``VSYNC_TRUSTED_PROXIES`` as uvicorn's --forwarded-allow-ips takes it; refused when empty or malformed."""
+    import ipaddress
+
+    addresses = [part.strip() for part in text.split(",") if part.strip()]
+    if not addresses:
+        raise SystemExit("VSYNC_TRUSTED_PROXIES is empty: name the proxies' addresses (nginx here: 127.0.0.1)")
+    for address in addresses:
+        try:
+            ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise SystemExit(f"VSYNC_TRUSTED_PROXIES: {address!r} is not an address or network") from None
+    return ",".join(addresses)
 
 
 def secret_key(config: ServeConfig) -> str:
@@ -145,6 +168,7 @@ def nginx_conf(config: ServeConfig, worker_ports: list[int], cert: Path, key: Pa
         "MEDIA_ROOT": str(Path(config.env.get("VSYNC_MEDIA_ROOT", config.data_dir / "media")).resolve()),
         "DEMO_MEDIA_DIR": str(launcher.ROOT / "rooms" / "media" / "demo"),
         "X_ACCEL": X_ACCEL_PREFIX,
+        "PLAIN_LISTEN": f"listen 127.0.0.1:{config.plain_port};" if config.plain_port else "",
     }
     text = NGINX_TEMPLATE.read_text()
     for name, value in values.items():
@@ -170,7 +194,7 @@ def worker_env(config: ServeConfig, *, secret: str, database_url: str, redis_url
     env.update(DJANGO_SETTINGS_MODULE="vsync.settings", PYTHONUNBUFFERED="1", DEBUG="false", SECRET_KEY=secret,
                DATABASE_URL=database_url, REDIS_URL=redis_url, VSYNC_DATA_DIR=str(config.data_dir),
                ALLOWED_HOSTS=",".join(config.server_names), CSRF_TRUSTED_ORIGINS=",".join(config.origins()),
-               VSYNC_TRUSTED_PROXIES="127.0.0.1", VSYNC_X_ACCEL_MEDIA=X_ACCEL_PREFIX, VSYNC_JSON_LOGS="true",
+               VSYNC_TRUSTED_PROXIES=config.trusted_proxies, VSYNC_X_ACCEL_MEDIA=X_ACCEL_PREFIX, VSYNC_JSON_LOGS="true",
                PROMETHEUS_MULTIPROC_DIR=str(config.run_dir / "prometheus"), SECURE_SSL_REDIRECT="true",
                SECURE_HSTS_SECONDS=str(HSTS_SECONDS), VSYNC_UPLOAD_MAX_BYTES=str(config.upload_max_bytes),
                LOG_LEVEL=config.env.get("LOG_LEVEL", "WARNING"))
@@ -211,8 +235,8 @@ class Stack:
             for index in range(config.workers):
                 port = launcher.free_port()
                 self.workers.append(launcher.ServerProcess(
-                    env=self.env, port=port, command=launcher.server_command("uvicorn", port,
-                                                                             trusted_proxies="127.0.0.1"),
+                    env=self.env, port=port, command=launcher.server_command(
+                        "uvicorn", port, trusted_proxies=config.trusted_proxies),
                     log_path=config.run_dir / "logs" / f"worker-{index}.log").start(wait=False))
             for worker in self.workers:
                 worker.wait()
@@ -254,18 +278,26 @@ class Stack:
             time.sleep(0.05)
 
     def _write_workers(self) -> None:
-        """Which worker is where, for operators and tests: .data/serve/workers.json."""
+        """Which worker is where, for operators and tests: .data/serve/workers.json (and redis.pid)."""
         listing = [{"port": w.port, "pid": w.pid, "log": str(w.log_path)} for w in self.workers]
         (self.config.run_dir / "workers.json").write_text(json.dumps(listing))
+        if self.redis is not None and self.redis.process is not None:
+            (self.config.run_dir / "redis.pid").write_text(str(self.redis.process.pid))
 
     def supervise(self) -> None:
-        """Start again any worker that died; leave if nginx, Redis or PostgreSQL did."""
+        """Start again any worker or Redis that died; leave if nginx did.
+
+        Redis holds nothing durable here (the layer's messages are in flight only): started
+        again on its socket, the workers' subscriptions reconnect and viewers resume from
+        their last version. PostgreSQL is not watched: while it is down, requests that need
+        it answer 503 with Retry-After (vsync.security), and they work again once it is back.
+        """
         while True:
             time.sleep(SUPERVISE_EVERY_S)
             if self.nginx is None or self.nginx.poll() is not None:
                 raise SystemExit("nginx stopped; stopping everything")
             if self.redis is not None and (self.redis.process is None or self.redis.process.poll() is not None):
-                raise SystemExit("redis-server stopped; stopping everything")
+                self._restart_redis()
             for worker in self.workers:
                 if not worker.alive():
                     self._restart(worker)
@@ -285,6 +317,18 @@ class Stack:
             worker.start()
         except (RuntimeError, TimeoutError) as exc:
             print(f"worker on port {worker.port} did not come back: {exc}; trying again", flush=True)
+        self._write_workers()
+
+    def _restart_redis(self) -> None:
+        assert self.redis is not None
+        code = self.redis.process.returncode if self.redis.process else None
+        print(json.dumps({"ts": round(time.time(), 3), "level": "WARNING", "logger": "vsync.deploy.serve",
+                          "message": "redis-server exited; starting it again", "returncode": code}), flush=True)
+        self.redis.stop()
+        try:
+            self.redis.start()
+        except TimeoutError as exc:
+            print(f"redis-server did not come back: {exc}; trying again", flush=True)
         self._write_workers()
 
     def stop(self) -> None:
