@@ -104,6 +104,14 @@ def test_the_queue_advances_both_pages_to_the_next_item_together(browser: Browse
         host.locator("#queue-list li.queue-item").nth(1).focus()
         host.keyboard.press("Alt+ArrowUp")
         guest.wait_for_function("() => vsync.engine.state.queue[0]?.source === 'upload'", timeout=WAIT_MS)
+        # And by drag: the demo back on top; then the keyboard once more, down this time.
+        items = host.locator("#queue-list li.queue-item")
+        items.nth(1).drag_to(items.nth(0))
+        guest.wait_for_function("() => vsync.engine.state.queue[0]?.source === 'demo'", timeout=WAIT_MS)
+        host.wait_for_function("() => vsync.engine.state.queue[0]?.source === 'demo'", timeout=WAIT_MS)
+        host.locator("#queue-list li.queue-item").nth(0).focus()
+        host.keyboard.press("Alt+ArrowDown")
+        guest.wait_for_function("() => vsync.engine.state.queue[0]?.source === 'upload'", timeout=WAIT_MS)
         demo_item = guest.locator("#queue-list li.queue-item", has_text="Demo: test pattern")
         assert "1:00" in demo_item.locator(".queue-meta").inner_text()  # the item's duration
         host.screenshot(path=str(artifacts / "room-queue.png"), full_page=True)
