@@ -1,10 +1,10 @@
 """The per-connection end of the hub: one class per mode, each holding at most one pending state.
 
 ``EventStream`` (SSE) and ``SocketStream`` (WebSocket) are long-lived: the hub pushes
-each new version, and a send that the server cannot take at once runs in a writer task
-of the connection's own (in a copy of its contextvars); versions that arrive meanwhile
-are not queued, and when the send completes the writer catches up with the room's newest
-version. So a stalled viewer costs at most what is in flight, gets the newest version
+each new version, and the server's ``send`` runs in a writer task of the connection's
+own (in a copy of its contextvars), one at a time; versions that arrive while a send is
+in flight are not queued, and when it completes the writer catches up with the room's
+newest version. So a stalled viewer costs at most what is in flight, gets the newest version
 next, and never an older version after a newer. Under daphne the stream writes a
 version's bytes itself when it can (transports.fastwrite), with no task at all, and
 counts bytes still held by Twisted as that backpressure.
