@@ -61,6 +61,17 @@ def test_a_chat_message_typed_in_one_page_appears_in_the_others(browser: Browser
                               ".some(n => n.textContent === 'from SSE')", timeout=WAIT_MS)
         assert "from SSE" not in chat_texts(ws)
         sse.screenshot(path=str(artifacts / "room-chat.png"))
+
+        # A muted member's message is refused, and the page says why.
+        ws.locator("#chat-log li", has_text="from short polling").get_by_role(
+            "button", name="Mute 5 min: message from Paul").click()
+        ws.wait_for_function("() => document.querySelector('#chat-status').textContent.includes('muted')",
+                             timeout=WAIT_MS)
+        poll.fill("#chat-input", "can anyone hear me")
+        poll.press("#chat-input", "Enter")
+        poll.wait_for_function("() => document.querySelector('#chat-status').classList.contains('error')",
+                               timeout=WAIT_MS)
+        assert poll.input_value("#chat-input") == "can anyone hear me"  # kept, so nothing typed is lost
     finally:
         for page in (ws, sse, poll):
             page.context.close()
