@@ -81,7 +81,9 @@ export class Controls {
   _key(event) {
     const target = event.target;
     const typing = target.closest?.("input, select, textarea, [contenteditable]") && target.id !== "c-seek";
-    if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+    // Outside the player, a focused button, link or list item (the queue, members, chat) keeps its keys.
+    const elsewhere = !target.closest?.("#player") && target.closest?.("button, a, summary, [tabindex]");
+    if (typing || elsewhere || event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
     const keys = {
       " ": () => this.togglePlay(),
       ArrowLeft: () => this.actions.seek(Math.max(0, this.actions.position() - ARROW_SEEK_S)),
