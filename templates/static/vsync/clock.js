@@ -67,20 +67,17 @@ export class Clock {
   sync(count = BURST) {
     if (this._syncing) return this._syncing;
     this._syncing = (async () => {
-      let fastest = null;
+      let taken = 0;
       for (let i = 0; i < count; i++) {
         try {
           const sample = await this.sample();
           this._samples.push(sample);
-          if (!fastest || sample.rttMs < fastest.rttMs) fastest = sample;
+          taken += 1;
         } catch {
           break; // offline: keep what we have, the transport reconnect triggers another sync
         }
       }
-      if (fastest) {
-        this.rttMs = fastest.rttMs;
-        this._estimate();
-      }
+      if (taken) this._estimate();
       this._syncing = null;
       return this.synced;
     })();
@@ -103,6 +100,10 @@ export class Clock {
       this._estimate();
       return;
     }
+    // The round trip reported (and covered by the room's start lead) is the median of the
+    // samples kept: one refinement exchange alone, on a busy page, can be several times it.
+    const rtts = this._samples.map((sample) => sample.rttMs).sort((a, b) => a - b);
+    this.rttMs = rtts[rtts.length >> 1];
     this.offsetMs = (lower + upper) / 2;
     this.uncertaintyMs = (upper - lower) / 2;
     this.synced = true;

@@ -11,6 +11,9 @@ export function statsRows({ transport, clock, engine }) {
     ["Drift", fmt(engine.driftMs, 1)],
     ["Playback rate", engine.video.playbackRate.toFixed(3) + "×"],
     ["Last start", fmt(engine.lastStartMs, 1)],
+    // This device's own latencies, learned from every start and seek: a planned start leaves them.
+    ["Start-up latency", fmt(engine.startLatencyMs, 0)],
+    ["Seek latency", fmt(engine.seekLatencyMs, 0)],
     ["Last update latency", fmt(engine.lastLatencyMs, 1)],
     ["Versions received", String(engine.versionsReceived)],
     ["Version", String(engine.version)],

@@ -17,35 +17,66 @@ export const DRIFT = {
   CORRECTION_S: 0.5,
   // Tempo changes up to 10% are not noticed with pitch preserved; seeking is.
   NUDGE_MAX: 0.1,
-  // Beyond this a nudge would take seconds: seek instead (Syncplay: 1.5 s; Jellyfin
-  // seeks and nudges from 60 ms and its users reported stutter).
-  SEEK_MS: 400,
+  // Beyond this a nudge would take longer than about two seconds: stop, stand on the frame
+  // where the room will be once this page can be there, and start again on time (a planned
+  // start, judged and learned from like a scheduled one). Measured: at a 4x CPU slowdown a
+  // start landed 180-290 ms late, which nudging at NUDGE_MAX took over 3 s to close.
+  // (Syncplay seeks from 1.5 s; Jellyfin seeks and nudges from 60 ms and its users reported
+  // stutter.)
+  SEEK_MS: 200,
 };
+// Sampling and following are timed by the clock, not by counting ticks: a page whose main
+// thread is starved (a phone, or Chromium's CPU throttling) gets its timers late and seldom.
 const TICK_MS = 100;
-// The position is sampled this often and the drift is the median of the last
-// DRIFT_WINDOW samples: while the pitch-preserving stretcher runs (room rate != 1)
-// Chromium's currentTime wanders a few ms either way from one read to the next.
+// The position is sampled this often and the drift is the median of the samples of the last
+// DRIFT_WINDOW_MS, each carried to the present at the rate the video played (so a starved
+// page's few, old samples do not lag behind a nudge and overshoot): while the pitch-preserving
+// stretcher runs (room rate != 1) Chromium's currentTime wanders a few ms either way.
 const SAMPLE_MS = 25;
 const DRIFT_WINDOW = 8;
+const DRIFT_WINDOW_MS = 250;
 // Nudges move in steps of this much: every rate assignment restarts the stretcher.
 const NUDGE_STEP = 0.005;
 // Below this change the rate is left alone: every assignment wakes the audio stretcher.
 const RATE_EPSILON = 0.002;
 // A paused video this far from the room's position is moved there.
 const PAUSED_TOLERANCE_MS = 2;
-// The first guess of how long a seek while playing takes; then measured.
+// How long a seek takes (currentTime set to "seeked"): a first guess, then learned from every
+// seek. A planned start leaves this much (and a margin) for the seek before play() is due.
 const SEEK_LATENCY_INITIAL_MS = 120;
+const SEEK_LATENCY_MAX_MS = 1_000;
+const SEEK_LEARN_GAIN = 0.4;
+const SEEK_MARGIN = 0.3;
 // play() takes a while to get the media clock moving (decoder and audio sink start): call
-// it this much before the scheduled start. Then learned from how late each start really
+// it this much before the planned start. Then learned from how late each start really
 // was: the "playing" event comes long before the clock runs at speed (measured in headless
 // Chromium: the event after about 10 ms, the clock 50-60 ms behind after 200 ms).
 const START_LATENCY_INITIAL_MS = 60;
 const START_LATENCY_MAX_MS = 400;
-// A start is judged on the drift between these two moments after the anchor (the clock
-// ramps up over the first 150 ms or so), and nothing is corrected before the judgement.
+// A start is judged on the drift between these two moments after it (the clock ramps up over
+// the first 150 ms or so), and nothing is corrected before the judgement. A starved page may
+// have no sample by then: it waits for one, up to START_GIVE_UP_MS.
 const START_RAMP_MS = 200;
 const START_JUDGED_MS = 320;
-const START_LEARN_GAIN = 0.8;
+const START_GIVE_UP_MS = 1_500;
+const START_LEARN_GAIN = 0.5;
+// One start's lesson is clipped to this: on a page starved at random, one wild start must
+// not throw the next one as far the other way (measured at 4x CPU slowdown under a loaded
+// machine: without it the learned latency swung between 100 and 600 ms).
+const START_LEARN_CLIP_MS = 80;
+// How far planned starts typically land off (a running mean of |landed|): a drift is worth
+// a seek and a planned start only if it is well beyond that (else nudge).
+const START_ERROR_INITIAL_MS = 40;
+const START_ERROR_GAIN = 0.3;
+const SEEK_OVER_START_ERROR = 2.5;
+// Timers fire late on a busy page: a planned start leaves this much besides the latencies.
+const TIMER_SLACK_MS = 20;
+// A paused page that would start at most this late without seeking starts at once and nudges
+// the rest: on a slow page a seek costs more than it saves.
+const LATE_START_NUDGE_MS = 60;
+// Every seek freezes the picture, for long on a slow page: after this many for one state,
+// nudge the rest however long it takes (a page starved at random cannot be planned for).
+const SEEKS_PER_STATE = 2;
 const HAVE_FUTURE_DATA = 3;
 
 export class Engine {
@@ -65,15 +96,23 @@ export class Engine {
     this.nudging = false;
     this.seekLatencyMs = SEEK_LATENCY_INITIAL_MS;
     this.startLatencyMs = START_LATENCY_INITIAL_MS;
-    this.lastStartMs = null; // how far off the room the last scheduled start landed
+    this.lastStartMs = null; // how far off the room the last planned start landed
+    this.startErrorMs = START_ERROR_INITIAL_MS;
+    // The start this page is working towards: {startAt (server ms), target (s), issuedAt, late}.
+    this._plan = null;
     this._startTimer = null;
-    this._startIssuedAt = null;
     this._seekStartedAt = null;
-    video.addEventListener("loadedmetadata", () => this._follow(true));
+    video.addEventListener("loadedmetadata", () => this._follow());
     video.addEventListener("seeked", () => this._seeked());
     this._samples = [];
-    this._ticks = 0;
+    this._seeksForState = 0;
+    this._lastFollowAt = 0;
     this._ticker = setInterval(() => this._tick(), SAMPLE_MS);
+  }
+
+  // What this page needs, from receiving a state, to be on the frame at a given moment.
+  get startupMs() {
+    return this.seekLatencyMs * (1 + SEEK_MARGIN) + this.startLatencyMs + TIMER_SLACK_MS;
   }
 
   // Apply a state if it is newer than anything seen; returns whether it was.
@@ -83,14 +122,20 @@ export class Engine {
     if (this.version > 0) this.lastLatencyMs = this.clock.now() - state.changed_ms;
     this.version = state.version;
     this.versionsReceived += 1;
-    const mediaChanged = !this.state || this.state.media.url !== state.media.url;
+    const previous = this.state;
+    const mediaChanged = !previous || previous.media.url !== state.media.url;
+    // A version that leaves the trajectory alone (the queue changed, say) keeps a start in
+    // progress and the drift samples.
+    const sameCourse = !mediaChanged && previous.playing === state.playing && previous.position === state.position
+      && previous.anchor_ms === state.anchor_ms && previous.rate === state.rate;
     this.state = state;
     if (mediaChanged) this._load(state.media.url);
-    clearTimeout(this._startTimer);
-    this._startTimer = null;
-    this._startIssuedAt = null;
-    this._samples = [];
-    this._follow(true);
+    if (!sameCourse) {
+      this._dropPlan();
+      this._samples = [];
+      this._seeksForState = 0;
+      this._follow();
+    }
     this.onState(state);
     return true;
   }
@@ -101,14 +146,15 @@ export class Engine {
     if (!s) return 0;
     let position = s.position;
     if (s.playing && t >= s.anchor_ms) position += (s.rate * (t - s.anchor_ms)) / 1000;
-    const duration = s.media.duration ?? (Number.isFinite(this.video.duration) ? this.video.duration : null);
+    const duration = this._duration();
     return duration !== null ? Math.min(position, duration) : position;
   }
 
   get buffering() {
     const s = this.state;
     if (!s || !this.video.src) return false;
-    if (s.playing && this.clock.now() < s.anchor_ms) return false; // waiting for the start is not buffering
+    // Waiting for a start (the room's or this page's own planned one) is not buffering.
+    if (s.playing && (this.clock.now() < s.anchor_ms || (this._plan && this._plan.issuedAt === null))) return false;
     return this.video.readyState < HAVE_FUTURE_DATA || this.video.seeking;
   }
 
@@ -120,13 +166,18 @@ export class Engine {
 
   destroy() {
     clearInterval(this._ticker);
-    clearTimeout(this._startTimer);
+    this._dropPlan();
+  }
+
+  _duration() {
+    const d = this.state?.media.duration;
+    if (d !== null && d !== undefined) return d;
+    return Number.isFinite(this.video.duration) ? this.video.duration : null;
   }
 
   _tick() {
     this._sample();
-    this._ticks += 1;
-    if (this._ticks % (TICK_MS / SAMPLE_MS) === 0) this._follow(false);
+    if (performance.now() - this._lastFollowAt >= TICK_MS) this._follow();
   }
 
   // Record the drift while the video plays steadily on the room's trajectory.
@@ -135,15 +186,21 @@ export class Engine {
     const video = this.video;
     if (!s?.playing || video.paused || video.seeking || video.readyState < HAVE_FUTURE_DATA) return;
     const now = this.clock.now();
-    if (now < s.anchor_ms + (this._startIssuedAt !== null ? START_RAMP_MS : 0)) return;
-    this._samples.push((video.currentTime - this.positionAt(now)) * 1000);
-    if (this._samples.length > DRIFT_WINDOW) this._samples.shift();
+    if (now < s.anchor_ms) return;
+    const plan = this._plan;
+    if (plan && (plan.issuedAt === null || now < plan.startAt + START_RAMP_MS)) return;
+    this._samples.push({ at: now, driftMs: (video.currentTime - this.positionAt(now)) * 1000, rate: video.playbackRate });
+    while (this._samples.length > DRIFT_WINDOW || (this._samples.length > 1 && now - this._samples[0].at > DRIFT_WINDOW_MS)) {
+      this._samples.shift();
+    }
   }
 
-  _smoothedDrift(raw) {
-    if (this._samples.length < 3) return raw;
-    const sorted = [...this._samples].sort((a, b) => a - b);
-    return sorted[sorted.length >> 1];
+  // The median of the recent samples, each carried to `now` at the rate the video played.
+  _smoothedDrift(now, raw) {
+    if (this._samples.length === 0) return raw;
+    const rate = this.state.rate;
+    const carried = this._samples.map((x) => x.driftMs + (x.rate - rate) * (now - x.at)).sort((a, b) => a - b);
+    return carried[carried.length >> 1];
   }
 
   _load(url) {
@@ -151,84 +208,137 @@ export class Engine {
     this.video.load();
   }
 
-  // Bring the video onto the room's trajectory; `fresh` when the state just changed.
-  _follow(fresh) {
+  // Bring the video onto the room's trajectory.
+  _follow() {
+    this._lastFollowAt = performance.now();
     const s = this.state;
     const video = this.video;
     if (!s || video.readyState === 0) return;
     const now = this.clock.now();
     const expected = this.positionAt(now);
     const raw = (video.currentTime - expected) * 1000;
-    this.driftMs = s.playing && !video.paused ? this._smoothedDrift(raw) : raw;
+    this.driftMs = s.playing && !video.paused ? this._smoothedDrift(now, raw) : raw;
 
     if (!s.playing) {
+      this._dropPlan();
       this._setRate(s.rate);
       if (!video.paused) video.pause();
       if (Math.abs(this.driftMs) > PAUSED_TOLERANCE_MS && !video.seeking) this._seek(s.position);
       return;
     }
-    if (now < s.anchor_ms) {
-      if (this._startIssuedAt !== null) return; // started early on purpose: see startLatencyMs
-      // A scheduled start: stand on the first frame, then start on time.
-      if (!video.paused) video.pause();
-      this._setRate(s.rate);
-      if (Math.abs(video.currentTime - s.position) * 1000 > 1 && !video.seeking) this._seek(s.position);
-      if (!this._startTimer) {
-        this._startTimer = setTimeout(() => this._start(), Math.max(0, s.anchor_ms - now - this.startLatencyMs));
-      }
-      return;
-    }
-    const duration = s.media.duration ?? video.duration;
-    if (Number.isFinite(duration) && expected >= duration - 0.05) {
+    const duration = this._duration();
+    if (duration !== null && expected >= duration - 0.05) {
+      this._dropPlan();
       if (!video.paused) video.pause(); // the end: play() would start over from 0
       return;
     }
+    const plan = this._plan;
+    if (plan && plan.issuedAt === null) {
+      this._hold(plan);
+      return;
+    }
+    if (plan) {
+      if (now < plan.startAt + START_JUDGED_MS) return; // the start is still ramping up
+      if (!this._judgeStart(plan, now)) return;
+    }
+    if (now < s.anchor_ms) {
+      this._planStart(now, s.anchor_ms);
+      return;
+    }
     if (video.paused) {
-      if (Math.abs(this.driftMs) > DRIFT.SEEK_MS / 2) this._seek(this.positionAt(now + this.seekLatencyMs));
-      this._play();
+      this._planStart(now, now);
       return;
     }
     if (video.seeking || video.readyState < HAVE_FUTURE_DATA) return;
-    if (this._startIssuedAt !== null) {
-      if (now < s.anchor_ms + START_JUDGED_MS) return; // the start is still ramping up
-      this._judgeStart();
+    this._correct(s, now);
+  }
+
+  // Plan to be on the room's trajectory from `earliest` on (the anchor, or now), or as soon
+  // after it as this page can be: its seek and start-up latencies, as learned, decide.
+  _planStart(now, earliest) {
+    const s = this.state;
+    const video = this.video;
+    const startAt = (t) => Math.max(t, s.anchor_ms);
+    let at = startAt(earliest);
+    let target = this.positionAt(at);
+    // Already on the frame and at most a little late: start at once (the judgement allows for
+    // the lateness) and nudge the rest. Otherwise seek, and start when this page can be there.
+    const standing = video.paused && !video.seeking && Math.abs(video.currentTime - target) * 1000 <= 1;
+    const lateWithoutSeek = now + this.startLatencyMs + TIMER_SLACK_MS - at;
+    if (!standing || lateWithoutSeek > LATE_START_NUDGE_MS) {
+      const ready = now + this.startupMs;
+      if (ready > at) {
+        at = startAt(ready);
+        target = this.positionAt(at);
+      }
     }
-    this._correct(s);
+    if (!video.paused) video.pause();
+    this._setRate(s.rate);
+    const due = at - this.startLatencyMs;
+    this._plan = { startAt: at, target, issuedAt: null, late: false, due, planned: Math.max(now, due) };
+    this._hold(this._plan);
+    this._startTimer = setTimeout(() => this._start(), this._plan.planned - now);
+  }
+
+  // Before a planned start: stand on its first frame.
+  _hold(plan) {
+    const video = this.video;
+    if (!video.paused) video.pause();
+    if (!video.seeking && Math.abs(video.currentTime - plan.target) * 1000 > 1) this._seek(plan.target);
   }
 
   _start() {
     this._startTimer = null;
     const s = this.state;
-    if (!s?.playing) return;
+    const plan = this._plan;
+    if (!s?.playing || !plan) return;
     this._setRate(s.rate);
-    this._startIssuedAt = this.clock.now();
+    // A seek still running means the start will be as late as the seek overran: nothing to
+    // learn about the start-up itself from it.
+    plan.late = this.video.seeking;
+    plan.issuedAt = this.clock.now();
     this._play();
   }
 
   // Learn from how late (or early) this start really was, so that the next one is on time.
-  _judgeStart() {
-    this._startIssuedAt = null;
-    if (this._samples.length < 3) return; // too little seen (a seek, a stall): learn nothing
-    const late = -this.driftMs;
-    this.lastStartMs = this.driftMs;
-    this.startLatencyMs = Math.max(0, Math.min(START_LATENCY_MAX_MS, this.startLatencyMs + START_LEARN_GAIN * late));
+  // Returns whether the start is over (judged, or given up on).
+  _judgeStart(plan, now) {
+    if (this._samples.length === 0 && now < plan.startAt + START_GIVE_UP_MS) return false;
+    this._plan = null;
+    if (this._samples.length === 0) return true; // a stall: learn nothing
+    const landed = this.driftMs;
+    this.lastStartMs = landed;
+    if (plan.late) return true;
+    // A start issued late on purpose (a page standing on the frame a little late) tells only
+    // about what followed play(). A busy page's timers fire late as a habit: that lateness is
+    // this device's start-up too, and is learned with the rest.
+    const deliberate = Math.max(0, plan.planned - plan.due);
+    const error = Math.max(-START_LEARN_CLIP_MS, Math.min(START_LEARN_CLIP_MS, -landed - deliberate));
+    this.startLatencyMs = Math.max(0, Math.min(START_LATENCY_MAX_MS, this.startLatencyMs + START_LEARN_GAIN * error));
+    this.startErrorMs += START_ERROR_GAIN * (Math.abs(landed + deliberate) - this.startErrorMs);
+    return true;
   }
 
-  _correct(s) {
+  _dropPlan() {
+    clearTimeout(this._startTimer);
+    this._startTimer = null;
+    this._plan = null;
+  }
+
+  _correct(s, now) {
     const drift = this.driftMs;
     const magnitude = Math.abs(drift);
-    if (magnitude > DRIFT.SEEK_MS) {
-      this._seek(this.positionAt(this.clock.now() + this.seekLatencyMs));
+    const seekBeyond = Math.max(DRIFT.SEEK_MS, SEEK_OVER_START_ERROR * this.startErrorMs);
+    if (magnitude > seekBeyond && this._seeksForState < SEEKS_PER_STATE) {
       this.nudging = false;
-      this._setRate(s.rate);
+      this._planStart(now, now);
       return;
     }
     const stretched = s.rate !== 1;
     if (magnitude > (stretched ? DRIFT.DEADBAND_STRETCHED_MS : DRIFT.DEADBAND_MS)) {
       if (!this.nudging) this.nudges += 1;
       this.nudging = true;
-    }
-    else if (magnitude < (stretched ? DRIFT.DEADBAND_STRETCHED_EXIT_MS : DRIFT.DEADBAND_EXIT_MS)) this.nudging = false;
+    } else if (magnitude < (stretched ? DRIFT.DEADBAND_STRETCHED_EXIT_MS : DRIFT.DEADBAND_EXIT_MS)) this.nudging = false;
     if (!this.nudging) {
       this._setRate(s.rate);
       return;
@@ -252,19 +362,18 @@ export class Engine {
 
   _seek(position) {
     this.seeks += 1;
+    this._seeksForState += 1;
     this._samples = [];
     this._seekStartedAt = performance.now();
     this.video.currentTime = position;
   }
 
+  // Learn how long a seek takes here (paused or playing: a planned start seeks while paused).
   _seeked() {
     if (this._seekStartedAt === null) return;
     const took = performance.now() - this._seekStartedAt;
     this.lastSeekTookMs = took;
-    if (!this.video.paused) {
-      // Learn how long a seek while playing takes, so the next one lands on time.
-      this.seekLatencyMs = Math.min(1000, 0.7 * this.seekLatencyMs + 0.3 * took);
-    }
+    this.seekLatencyMs = Math.min(SEEK_LATENCY_MAX_MS, (1 - SEEK_LEARN_GAIN) * this.seekLatencyMs + SEEK_LEARN_GAIN * took);
     this._seekStartedAt = null;
   }
 
