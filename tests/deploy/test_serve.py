@@ -347,3 +347,19 @@ def test_killing_a_worker_leaves_the_others_serving_and_viewers_converge(stack: 
         time.sleep(0.5)
     else:
         raise AssertionError(f"the killed worker did not come back:\n{stack.output()}")
+
+
+def test_nginx_closes_a_client_that_sends_its_headers_too_slowly(stack: Stack) -> None:
+    """client_header_timeout (10 s): a slow-loris client never reaches a worker and is closed."""
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=30) as raw, \
+            tls_context().wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(b"GET /api/time HTTP/1.1\r\nHost: localhost\r\n")  # and never the blank line
+        started = time.monotonic()
+        tls.settimeout(30)
+        try:
+            answer = tls.recv(4096)
+        except (ConnectionResetError, ssl.SSLError):
+            answer = b""
+        waited = time.monotonic() - started
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:80]
+    assert 5 < waited < 25, f"closed after {waited:.1f} s"
