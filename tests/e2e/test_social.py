@@ -79,7 +79,7 @@ def test_a_chat_message_typed_in_one_page_appears_in_the_others(browser: Browser
 
 def test_unread_count_while_scrolled_up(browser: Browser, e2e_server: LiveServer):
     slug, _ = create_room(e2e_server, "Unread")
-    reader = open_page(browser, e2e_server, slug, "ws", name="Reader")
+    reader = open_page(browser, e2e_server, slug, "poll", name="Reader")
     writer = open_page(browser, e2e_server, slug, "longpoll", name="Writer")
     try:
         for index in range(5):
