@@ -223,7 +223,9 @@ def _request(port: int, method: str, path: str, body: dict | None = None) -> tup
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         connection.request(method, path, body=json.dumps(body) if body is not None else None,
-                           headers={"Content-Type": "application/json"})
+                           # Behind make serve a worker trusts loopback's proxy headers and
+                           # redirects plain HTTP; elsewhere the header is ignored.
+                           headers={"Content-Type": "application/json", "X-Forwarded-Proto": "https"})
         response = connection.getresponse()
         return response.status, json.loads(response.read() or b"null")
     finally:

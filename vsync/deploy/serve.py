@@ -29,7 +29,7 @@ X_ACCEL_PREFIX = "/_vsync_media/"
 # rooms.api.media: room for the multipart framing around an upload; subtitles are at most 1 MiB.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 SUBTITLE_MAX_BYTES = 1024 * 1024
-DEFAULT_UPLOAD_MAX_BYTES = 2 * 1024**3
+DEFAULT_UPLOAD_MAX_BYTES = 512 * 1024**2  # vsync.settings' default: one make serve, one limit
 # The contract's connection cap per address (VSYNC_MAX_CONNECTIONS_PER_ADDRESS) is the
 # workers' to enforce with 429/4429; nginx's own cap sits a little above it.
 DEFAULT_CONNECTIONS_PER_ADDRESS = 1000
