@@ -144,6 +144,9 @@ def test_four_transports_agree_on_a_mid_tier_phone_cpu(browser: Browser, slow_ne
             assert max(made) <= PHONE_SEEKS_PER_COMMAND, f"{label}: seeks per page {per_page}"
         latencies = [p.evaluate("() => [vsync.engine.startLatencyMs, vsync.engine.seekLatencyMs]") for p in pages]
         print("start-up and seek latency (ms) per page:", dict(zip(TRANSPORTS, latencies, strict=True)))
+        # The stats panel shows this device's own latencies.
+        stats = poll.inner_text("#stats")
+        assert "Start-up latency" in stats and "Seek latency" in stats, stats
     finally:
         for page in pages:
             page.context.close()
