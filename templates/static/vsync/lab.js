@@ -13,8 +13,6 @@ const BINS = [25, 50, 100, 200, 400, 800, 1600, Infinity];
 const config = JSON.parse(document.getElementById("vsync-config").textContent);
 const clock = new Clock();
 const labId = `c-lab-${crypto.randomUUID().slice(0, 6)}`;
-// The four players are one member of the room (the owner, in the owner's browser).
-const membership = new Membership({ slug: config.slug, clientId: labId });
 
 const quantile = (sorted, q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null);
 const ms = (value) => (value === null || !Number.isFinite(value) ? "–" : `${value.toFixed(1)} ms`);
@@ -25,6 +23,10 @@ class LabViewer {
     this.name = cell.dataset.transport;
     this.latencies = [];
     this.conn = cell.querySelector('[data-role="conn"]');
+    // Each player is a member of its own (the owner, in the owner's browser): its presence
+    // reports must carry its own token.
+    this.membership = new Membership({ slug: config.slug, clientId: `${labId}-${this.name}` });
+    const membership = this.membership;
     this.engine = new Engine({
       video: cell.querySelector("video"), clock,
       onState: () => { if (this.engine.lastLatencyMs !== null) this.latencies.push(this.engine.lastLatencyMs); },
@@ -39,7 +41,7 @@ class LabViewer {
     });
     this.presence = new Presence({
       slug: config.slug, getTransport: () => this.transport, fetchMembers: (url, init) => membership.fetch(url, init),
-      report: () => ({ client_id: `${labId}-${this.name}`, name: `lab · ${this.name}`, transport: this.name,
+      report: () => ({ client_id: membership.clientId, name: `lab · ${this.name}`, transport: this.name,
                        rtt_ms: clock.rttMs, status: this.engine.status, drift_ms: this.engine.driftMs }),
     });
   }
@@ -87,9 +89,10 @@ const viewers = [...document.querySelectorAll(".lab-cell")].map((cell) => new La
 const room = () => viewers.find((v) => v.transport.status === "open")?.engine ?? viewers[0].engine;
 
 async function command(type, fields) {
+  const { membership } = viewers[0];
   const response = await membership.fetch(`/api/rooms/${encodeURIComponent(config.slug)}/commands`, {
     method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ type, client_id: labId, client_ms: clock.now(), ...fields }),
+    body: JSON.stringify({ type, client_id: membership.clientId, client_ms: clock.now(), ...fields }),
   });
   // The answer's state is not applied here: each player must get it over its own
   // transport, or the latency figures would measure nothing.
@@ -104,10 +107,11 @@ document.getElementById("lab-back").addEventListener("click", () => command("see
 document.getElementById("lab-fwd").addEventListener("click", () => command("seek", { position: room().positionAt() + 5 }));
 
 window.vsync = { clock, viewers };
-const [, joined] = await Promise.all([clock.start(), membership.join({ name: "lab" })]);
-if (!joined.ok) {
-  for (const viewer of viewers) { viewer.conn.dataset.state = "closed"; viewer.conn.textContent = joined.error; }
-  throw new Error(`vsync lab: ${joined.error}`);
+const [, ...joins] = await Promise.all([clock.start(), ...viewers.map((v) => v.membership.join({ name: `lab · ${v.name}` }))]);
+const refused = joins.find((join) => !join.ok);
+if (refused) {
+  for (const viewer of viewers) { viewer.conn.dataset.state = "closed"; viewer.conn.textContent = refused.error; }
+  throw new Error(`vsync lab: ${refused.error}`);
 }
 for (const viewer of viewers) viewer.start();
 setInterval(() => { for (const viewer of viewers) viewer.render(); }, STATS_INTERVAL_MS);
