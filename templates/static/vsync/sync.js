@@ -77,6 +77,10 @@ const LATE_START_NUDGE_MS = 60;
 // Every seek freezes the picture, for long on a slow page: after this many for one state,
 // nudge the rest however long it takes (a page starved at random cannot be planned for).
 const SEEKS_PER_STATE = 2;
+// ... unless the drift is beyond this: nudging it away would take over 5 s (after a server
+// restart the e2e pages were 0.9-1.9 s behind with their two seeks spent, each on media the
+// page had to fetch again).
+const LAST_RESORT_SEEK_MS = 500;
 const HAVE_FUTURE_DATA = 3;
 
 export class Engine {
@@ -329,7 +333,8 @@ export class Engine {
     const drift = this.driftMs;
     const magnitude = Math.abs(drift);
     const seekBeyond = Math.max(DRIFT.SEEK_MS, SEEK_OVER_START_ERROR * this.startErrorMs);
-    if (magnitude > seekBeyond && this._seeksForState < SEEKS_PER_STATE) {
+    const seeksLeft = this._seeksForState < SEEKS_PER_STATE || magnitude > LAST_RESORT_SEEK_MS;
+    if (magnitude > seekBeyond && seeksLeft) {
       this.nudging = false;
       this._planStart(now, now);
       return;
