@@ -9,17 +9,14 @@ published on commit.
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
-from typing import Any
 
 from django.db import transaction
 
 from rooms.media.sources import stream_expiry_ms
-from rooms.models import Room, RoomEvent
+from rooms.models import Room
 from rooms.presence import room_start_lead_ms
 from rooms.results import Result, accepted, invalid, not_found, refused
-from rooms.services import ControlDenied, now_ms
-from rooms.signals import room_state_changed
+from rooms.services import ControlDenied, now_ms, room_save_version
 from rooms.state import QUEUE_COMMANDS, Command, Media, QueueItem, Rejected, RoomState, apply, reach_end
 
 
@@ -48,8 +45,8 @@ def room_queue_command(*, slug: str, command: Command, at_ms: float | None = Non
             update_fields.append("next_queue_item_id")
         elif command.type == "next":
             update_fields += _record_media_origin(room, current.queue[0], accepted_ms)
-        _commit(room, result, command=command.to_dict(), author=command.client_id, accepted_ms=accepted_ms,
-                update_fields=update_fields)
+        room_save_version(room, result, command=command.to_dict(), author=command.client_id,
+                          accepted_ms=accepted_ms, update_fields=update_fields)
     return result
 
 
@@ -89,8 +86,8 @@ def room_advance_at_end(*, slug: str, version: int, at_ms: float | None = None) 
         update_fields: list[str] = []
         if current.queue and result.queue != current.queue:
             update_fields += _record_media_origin(room, current.queue[0], accepted_ms)
-        _commit(room, result, command={"type": "end_of_media", "version": version}, author=None,
-                accepted_ms=accepted_ms, update_fields=update_fields)
+        room_save_version(room, result, command={"type": "end_of_media", "version": version}, author=None,
+                          accepted_ms=accepted_ms, update_fields=update_fields)
     return result
 
 
@@ -102,11 +99,3 @@ def _record_media_origin(room: Room, item: QueueItem, at_ms: float) -> list[str]
     room.media_expires_ms = stream_expiry_ms(item.media.url, at_ms) if refreshable else None
     return ["media_page_url", "media_expires_ms"]
 
-
-def _commit(room: Room, state: RoomState, *, command: dict[str, Any], author: str | None, accepted_ms: float,
-            update_fields: list[str]) -> None:
-    room.set_room_state(state)
-    room.save(update_fields=["state", "version", "playing", *update_fields])
-    RoomEvent.objects.create(room=room, version=state.version, command=command, author=author,
-                             accepted_ms=accepted_ms, state=state.to_dict())
-    transaction.on_commit(partial(room_state_changed.send, sender=Room, state=state))

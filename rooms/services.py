@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -48,16 +49,27 @@ def room_apply_command(*, slug: str, command: Command, at_ms: float | None = Non
         result = apply(room.room_state, command, accepted_ms, start_lead_ms=room_start_lead_ms(room))
         if isinstance(result, Rejected):
             return result
-        room.set_room_state(result)
-        update_fields = ["state", "version", "playing"]
+        update_fields: list[str] = []
         if command.type == "media":
             room.media_page_url, room.media_expires_ms = media_page_url, media_expires_ms
             update_fields += ["media_page_url", "media_expires_ms"]
-        room.save(update_fields=update_fields)
-        RoomEvent.objects.create(room=room, version=result.version, command=command.to_dict(),
-                                 author=command.client_id, accepted_ms=accepted_ms, state=result.to_dict())
-        transaction.on_commit(partial(room_state_changed.send, sender=Room, state=result))
+        room_save_version(room, result, command=command.to_dict(), author=command.client_id,
+                          accepted_ms=accepted_ms, update_fields=update_fields)
     return result
+
+
+def room_save_version(room: Room, state: RoomState, *, command: dict[str, Any], author: str | None,
+                      accepted_ms: float, update_fields: Sequence[str] = ()) -> None:
+    """Save ``state`` as ``room``'s new version, log it as a RoomEvent and publish it on commit.
+
+    For the services only (commands, queue, subtitles, refresh), inside their transaction
+    with the room row locked: a version a rollback undoes is never published.
+    """
+    room.set_room_state(state)
+    room.save(update_fields=["state", "version", "playing", *update_fields])
+    RoomEvent.objects.create(room=room, version=state.version, command=command, author=author,
+                             accepted_ms=accepted_ms, state=state.to_dict())
+    transaction.on_commit(partial(room_state_changed.send, sender=Room, state=state))
 
 
 def room_server_command(*, slug: str, type: str, **fields: object) -> RoomState | Rejected:
@@ -85,12 +97,8 @@ def room_refresh_media(*, slug: str, page_url: str, media: Media, expires_ms: fl
             return None
         accepted_ms = now_ms()
         result = refresh_media(current, media, accepted_ms)
-        room.set_room_state(result)
-        room.save(update_fields=["state", "version", "playing", "media_expires_ms"])
-        RoomEvent.objects.create(room=room, version=result.version, author=None, accepted_ms=accepted_ms,
-                                 command={"type": "refresh_media", "url": media.url, "page_url": page_url},
-                                 state=result.to_dict())
-        transaction.on_commit(partial(room_state_changed.send, sender=Room, state=result))
+        room_save_version(room, result, command={"type": "refresh_media", "url": media.url, "page_url": page_url},
+                          author=None, accepted_ms=accepted_ms, update_fields=["media_expires_ms"])
     return result
 
 

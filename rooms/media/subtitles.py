@@ -13,7 +13,6 @@ import secrets
 import time
 import unicodedata
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.db import transaction
 
-from rooms.models import Room, RoomEvent, Upload
-from rooms.signals import room_state_changed
+from rooms.models import Room, Upload
+from rooms.services import now_ms, room_save_version
 from rooms.state import InvalidCommand, RoomState, Subtitle, add_subtitles
 
 MAX_SUBTITLE_BYTES = 1024 * 1024  # CONTRACT v2
@@ -177,11 +176,8 @@ def room_add_subtitles(*, slug: str, track: Subtitle, author: str | None) -> Roo
         current = room.room_state
         if len(current.media.subtitles) >= MAX_TRACKS:
             raise InvalidCommand(f"this media has {MAX_TRACKS} subtitle tracks already", "file")
-        accepted_ms = time.time() * 1000.0
+        accepted_ms = now_ms()
         result = add_subtitles(current, track, accepted_ms, author=author)
-        room.set_room_state(result)
-        room.save(update_fields=["state", "version", "playing"])
-        RoomEvent.objects.create(room=room, version=result.version, author=author, accepted_ms=accepted_ms,
-                                 command={"type": "subtitles", **track.to_dict()}, state=result.to_dict())
-        transaction.on_commit(partial(room_state_changed.send, sender=Room, state=result))
+        room_save_version(room, result, command={"type": "subtitles", **track.to_dict()}, author=author,
+                          accepted_ms=accepted_ms)
     return result
