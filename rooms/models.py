@@ -117,6 +117,8 @@ class Member(models.Model):
     rtt_ms = models.FloatField(null=True, blank=True)
     status = models.CharField(max_length=9, choices=Status.choices, default=Status.PAUSED)
     drift_ms = models.FloatField(null=True, blank=True)
+    # How long this page takes from play() to moving media (its sync engine learns it).
+    startup_ms = models.FloatField(null=True, blank=True)
     # When the current run of buffering reports began; None while not buffering.
     buffering_since_ms = models.FloatField(null=True, blank=True)
     last_seen = models.DateTimeField()

@@ -7,7 +7,8 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, F, FloatField, Max, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,7 +26,12 @@ MEMBER_GONE_S = 60
 # to spare; the margin covers a short-polling member's poll interval (250 ms) and a
 # seek (about 100 ms on the demo). 300 ms left the short-polling page seeking past
 # the start in the e2e test, 100 ms each way.
-START_LEAD_MARGIN_MS = 400
+START_LEAD_MARGIN_MS = 300
+# A page that does not report its start-up latency is assumed to start this fast (a
+# desktop browser on the demo), and no page's report is believed beyond the cap: a
+# phone-class CPU at 4x slowdown measured 85-156 ms seeks and starts up to 300 ms late.
+STARTUP_DEFAULT_MS = 100.0
+STARTUP_CAP_MS = 1_000.0
 # A round trip above this is a stalled measurement (or a member lying), not a network:
 # it must not push every play more than a second into the future.
 RTT_CAP_MS = 1_000.0
@@ -45,6 +51,7 @@ class PresenceReport(BaseModel):
     name: Annotated[str, Field(max_length=40)] = ""
     transport: Literal["poll", "longpoll", "sse", "ws"]
     rtt_ms: Annotated[Finite, Field(ge=0)] | None = None
+    startup_ms: Annotated[Finite, Field(ge=0)] | None = None
     status: Literal["playing", "paused", "buffering", "away"]
     drift_ms: Finite | None = None
 
@@ -101,6 +108,7 @@ def _record(member: Member, room: Room, report: PresenceReport, now_ms: float) -
     member.name = clean_name(report.name, 40)  # no BEL, ESC, NUL or U+202E (rooms.names)
     member.transport = report.transport
     member.rtt_ms = min(report.rtt_ms, RTT_CAP_MS) if report.rtt_ms is not None else None
+    member.startup_ms = min(report.startup_ms, STARTUP_CAP_MS) if report.startup_ms is not None else None
     member.status = report.status
     member.drift_ms = report.drift_ms
     member.last_seen = timezone.now()
@@ -138,11 +146,12 @@ def room_member_total(room: Room) -> int:
 
 
 def room_start_lead_ms(room: Room) -> int:
-    """How far ahead a play is scheduled: the slowest active member's round trip plus a margin.
+    """How far ahead a play is scheduled: the slowest active member's round trip and start-up, plus a margin.
 
     With nobody reporting, the room's configured lead applies.
     """
-    slowest = active_members(room).aggregate(slowest=Max("rtt_ms"))["slowest"]
+    needed = Max(F("rtt_ms") + Coalesce(F("startup_ms"), Value(STARTUP_DEFAULT_MS), output_field=FloatField()))
+    slowest = active_members(room).filter(rtt_ms__isnull=False).aggregate(slowest=needed)["slowest"]
     if slowest is None:
         return room.start_lead_ms
     lead = math.ceil(slowest + START_LEAD_MARGIN_MS)

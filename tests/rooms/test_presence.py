@@ -10,9 +10,20 @@ from django.utils import timezone
 
 from rooms.intake import presence_submit
 from rooms.models import START_LEAD_MAX_MS, START_LEAD_MIN_MS, Member, Room
-from rooms.presence import MEMBER_AWAY_S, RTT_CAP_MS, START_LEAD_MARGIN_MS, room_member_counts, room_start_lead_ms
+from rooms.presence import (
+    MEMBER_AWAY_S,
+    RTT_CAP_MS,
+    START_LEAD_MARGIN_MS,
+    STARTUP_CAP_MS,
+    STARTUP_DEFAULT_MS,
+    room_member_counts,
+    room_start_lead_ms,
+)
 from rooms.services import room_apply_command
 from rooms.state import Command
+
+# A member that does not report its start-up latency is assumed to take the default.
+MARGIN = STARTUP_DEFAULT_MS + START_LEAD_MARGIN_MS
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +49,7 @@ def test_a_report_lists_the_member_with_the_start_lead(client):
     assert member["transport"] == "ws"
     assert member["status"] == "playing"
     assert member["drift_ms"] == 3.5
-    assert body["start_lead_ms"] == 40 + START_LEAD_MARGIN_MS
+    assert body["start_lead_ms"] == 40 + MARGIN
 
 
 def test_members_endpoint_answers_the_same_list(client):
@@ -90,19 +101,28 @@ def test_start_lead_follows_the_slowest_member_within_bounds():
     room = Room.objects.get(slug="demo")
     assert room_start_lead_ms(room) == room.start_lead_ms  # nobody reporting
     presence_submit(slug="demo", data=report("c-1", rtt_ms=1.0))
-    assert room_start_lead_ms(room) == max(START_LEAD_MIN_MS, 1 + START_LEAD_MARGIN_MS)
+    assert room_start_lead_ms(room) == max(START_LEAD_MIN_MS, 1 + MARGIN)
     presence_submit(slug="demo", data=report("c-2", rtt_ms=500.0))
-    assert room_start_lead_ms(room) == 500 + START_LEAD_MARGIN_MS
+    assert room_start_lead_ms(room) == 500 + MARGIN
     presence_submit(slug="demo", data=report("c-3", rtt_ms=50_000.0))
     # A reported round trip counts at most RTT_CAP_MS: a stalled (or lying) member cannot push starts away.
-    assert room_start_lead_ms(room) == min(START_LEAD_MAX_MS, RTT_CAP_MS + START_LEAD_MARGIN_MS)
+    assert room_start_lead_ms(room) == min(START_LEAD_MAX_MS, RTT_CAP_MS + MARGIN)
+
+
+def test_start_lead_covers_the_slowest_members_start_up_within_bounds():
+    room = Room.objects.get(slug="demo")
+    presence_submit(slug="demo", data=report("c-1", rtt_ms=100.0))
+    presence_submit(slug="demo", data={**report("c-2", rtt_ms=50.0), "startup_ms": 400.0})
+    assert room_start_lead_ms(room) == 50 + 400 + START_LEAD_MARGIN_MS
+    presence_submit(slug="demo", data={**report("c-2", rtt_ms=50.0), "startup_ms": 1e9})
+    assert room_start_lead_ms(room) == min(START_LEAD_MAX_MS, 50 + STARTUP_CAP_MS + START_LEAD_MARGIN_MS)
 
 
 def test_a_play_is_scheduled_by_the_derived_lead():
     presence_submit(slug="demo", data=report("c-1", rtt_ms=200.0))
     state = room_apply_command(slug="demo", command=Command(type="play", client_id="c-1", client_ms=1.0,
                                                             position=0.0), at_ms=10_000.0)
-    assert state.anchor_ms == 10_000.0 + 200 + START_LEAD_MARGIN_MS
+    assert state.anchor_ms == 10_000.0 + 200 + MARGIN
 
 
 def test_policy_can_be_edited_from_the_page(client):
