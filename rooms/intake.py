@@ -9,7 +9,8 @@ Sync: everything here touches the database.
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,13 +25,21 @@ from rooms.limits import (
     ADDRESS_RESOLUTIONS_IN_FLIGHT,
     CLIENT_COMMANDS,
     CLIENT_PRESENCE,
+    TokenBuckets,
     address_limit,
 )
 from rooms.media.refresh import ensure_refresher
 from rooms.media.sources import ResolvedMedia, is_local_media, resolve_media
 from rooms.media.ytdlp import ResolverBusy
 from rooms.models import Ban, Member, Room
-from rooms.presence import parse_report, presence_record, room_member_total, room_members, room_start_lead_ms
+from rooms.presence import (
+    PresenceReport,
+    parse_report,
+    presence_record,
+    room_member_total,
+    room_members,
+    room_start_lead_ms,
+)
 from rooms.queue import room_queue_command
 from rooms.results import Result, accepted, invalid, limited, not_found, refused
 from rooms.services import (
@@ -43,7 +52,7 @@ from rooms.services import (
     room_switch_to_upload,
     with_media,
 )
-from rooms.state import QUEUE_COMMANDS, InvalidCommand, Media, Rejected, RoomState
+from rooms.state import QUEUE_COMMANDS, Command, InvalidCommand, Media, Rejected, RoomState
 from vsync.observability import command_answered, media_resolved, rate_limited
 
 DENIAL_KINDS = {401: "unauthorized", 403: "denied", 404: "not_found"}
@@ -73,25 +82,18 @@ def command_submit(*, slug: str, data: Any, access: Access | None = None, token:
 
 def _command_submit(*, slug: str, data: Any, access: Access | None, token: str | None,
                     address: str | None) -> Result:
-    allowed = access_for(slug=slug, access=access, token=token, address=address)
-    if isinstance(allowed, Result):
-        return allowed
-    if (wait := address_limit(ADDRESS_COMMANDS, allowed.address)) is not None:
-        return limited("too many commands from this address; slow down", wait)
+    admitted = _admit(slug=slug, data=data, access=access, token=token, address=address, what="commands",
+                      parse=command_from_data, address_bucket=ADDRESS_COMMANDS, client_bucket=CLIENT_COMMANDS)
+    if isinstance(admitted, Result):
+        return admitted
+    allowed, command = admitted
     try:
-        command = command_from_data(data)
-    except InvalidCommand as exc:
-        return invalid(exc.error, exc.field)
-    if (refusal := author_refusal(allowed, command.client_id)) is not None:
-        return refusal
-    if (wait := CLIENT_COMMANDS.take((slug, command.client_id or ""))) is not None:
-        return limited("too many commands from this client_id; slow down", wait)
-    try:
-        resolved = None
+        resolved: ResolvedMedia | None = None
         if command.type in ("media", "enqueue"):
-            resolved = resolve_for(command.url or "", allowed.address)
-            if isinstance(resolved, Result):
-                return resolved
+            resolution = resolve_for(command.url or "", allowed.address)
+            if isinstance(resolution, Result):
+                return resolution
+            resolved = resolution
             if resolved.expires_ms is not None:
                 ensure_refresher()
             command = with_media(command, resolved.media)
@@ -179,6 +181,31 @@ def control_error(access: Access) -> str:
     return "this room is locked: only admins control playback"
 
 
+Parsed = TypeVar("Parsed", Command, PresenceReport)
+
+
+def _admit(*, slug: str, data: Any, access: Access | None, token: str | None, address: str | None, what: str,
+           parse: Callable[[Any], Parsed], address_bucket: TokenBuckets, client_bucket: TokenBuckets,
+           as_controller: bool = True) -> tuple[Access, Parsed] | Result:
+    """What every message from a client passes before its service: access, the address's limit,
+    the schema, who it may speak for (``as_controller``: and whether it may control), the client's limit."""
+    allowed = access_for(slug=slug, access=access, token=token, address=address)
+    if isinstance(allowed, Result):
+        return allowed
+    if (wait := address_limit(address_bucket, allowed.address)) is not None:
+        return limited(f"too many {what} from this address; slow down", wait)
+    try:
+        parsed = parse(data)
+    except InvalidCommand as exc:
+        return invalid(exc.error, exc.field)
+    author = allowed if as_controller else dataclasses.replace(allowed, can_control=True)
+    if (refusal := author_refusal(author, parsed.client_id)) is not None:
+        return refusal
+    if (wait := client_bucket.take((slug, parsed.client_id or ""))) is not None:
+        return limited(f"too many {what} from this client_id; slow down", wait)
+    return allowed, parsed
+
+
 def state_result(result: RoomState | Rejected) -> Result:
     if isinstance(result, Rejected):
         if result.reason == "stale":
@@ -190,21 +217,13 @@ def state_result(result: RoomState | Rejected) -> Result:
 def presence_submit(*, slug: str, data: Any, access: Access | None = None, token: str | None = None,
                     address: str | None = None) -> Result:
     """A viewer's presence report (name, transport, round trip, status, drift): the same access as reads."""
-    allowed = access_for(slug=slug, access=access, token=token, address=address)
-    if isinstance(allowed, Result):
-        return allowed
-    if (wait := address_limit(ADDRESS_PRESENCE, allowed.address)) is not None:
-        return limited("too many presence reports from this address; slow down", wait)
-    try:
-        report = parse_report(data)
-    except InvalidCommand as exc:
-        return invalid(exc.error, exc.field)
     # Presence is not control: a viewer in a hosts-only room reports like anyone.
-    refusal = author_refusal(dataclasses.replace(allowed, can_control=True), report.client_id)
-    if refusal is not None:
-        return refusal
-    if (wait := CLIENT_PRESENCE.take((slug, report.client_id))) is not None:
-        return limited("too many presence reports from this client_id; slow down", wait)
+    admitted = _admit(slug=slug, data=data, access=access, token=token, address=address, what="presence reports",
+                      parse=parse_report, address_bucket=ADDRESS_PRESENCE, client_bucket=CLIENT_PRESENCE,
+                      as_controller=False)
+    if isinstance(admitted, Result):
+        return admitted
+    report = admitted[1]
     room = Room.objects.filter(slug=slug).first()
     if room is None:
         return not_found(slug)
@@ -299,25 +318,3 @@ def ack_fields(result: Result) -> dict[str, Any]:
         fields.update(result.payload)
     return fields
 
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    """Transitional, for transports/websocket.py until it maps ``ack_fields``: a status and a body."""
-
-    status: int
-    body: dict[str, Any]
-
-
-def submit_command(slug: str, data: Any) -> Outcome:
-    """Transitional (anonymous, no address): use ``command_submit`` + ``ack_fields``."""
-    return _outcome(command_submit(slug=slug, data=data))
-
-
-def submit_presence(slug: str, data: Any) -> Outcome:
-    """Transitional (anonymous, no address): use ``presence_submit``."""
-    return _outcome(presence_submit(slug=slug, data=data))
-
-
-def _outcome(result: Result) -> Outcome:
-    status = {"accepted": 200, "stale": 409}.get(result.kind, 400)
-    return Outcome(status, ack_fields(result))
