@@ -24,7 +24,7 @@ import logging
 from functools import partial
 from typing import Any
 
-from transports.encoding import Snapshot
+from transports.encoding import Snapshot, SocketFrame, SseFrame
 
 logger = logging.getLogger(__name__)
 _warned = False
@@ -49,7 +49,8 @@ class DaphneWriter:
         owner = self.protocol if self.mode == "ws" else getattr(self.protocol, "channel", None)
         return getattr(owner, "transport", None)
 
-    def write(self, snapshot: Snapshot) -> str:
+    def write(self, snapshot: Snapshot | SseFrame | SocketFrame) -> str:
+        # A state or a chat message: both are built once and carry the same attributes.
         protocol = self.protocol
         connection = self.server.connections.get(protocol)
         if connection is None or connection.get("disconnected"):

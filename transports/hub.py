@@ -3,11 +3,21 @@
 Each version is encoded once (transports.encoding), then pushed to every local
 connection of the room from one loop (transports.streams): latest wins, one pending
 snapshot per connection at most, versions only go up.
+
+Chat is the second discipline on the same rooms, subscriptions and streams: a log. Each
+committed message (rooms.signals.chat_message_posted, then ``room.chat`` through the
+channel layer to every process) is encoded once and handed to every connection in id
+order, none twice (transports.streams bounds what a slow reader holds). A message that
+arrives ahead of its predecessor (two processes posting at once) waits for it, and a
+gap that stays open (a lost layer message) is filled from the database, as states are
+reconciled. The newest CHAT_TAIL messages stay in memory, so that polls and resumes
+that are nearly caught up cost no database read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import re
@@ -18,12 +28,13 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from rooms.chat import PAGE_SIZE, chat_messages_after
 from rooms.models import SLUG_PATTERN, Room
 from rooms.state import RoomState
 from transports.admission import Admission, Refused, connection_cap, forget_room, recheck
-from transports.encoding import Snapshot
+from transports.encoding import ChatFrame, Snapshot, chat_delete_frames
 from transports.resume import needs_snapshot
-from transports.streams import POLL, STREAMS, LongPoll, Send, Stream, WrittenStream, counts
+from transports.streams import POLL, STREAMS, ChatPoll, LongPoll, Send, Stream, WrittenStream, counts
 from vsync.observability import connection_closed, connection_opened, fanout_observed
 
 logger = logging.getLogger(__name__)
@@ -45,6 +56,14 @@ RETRY_PAUSE_S = 1.0
 # its slot at once, and a reconnect loop should not hammer the server meanwhile.
 RETRY_AFTER_CAP_S = 5
 
+# Chat messages kept in memory per room: a poll or a resume at most this far behind is
+# answered without the database (CONTRACT v2 pages are 100 messages).
+CHAT_TAIL = PAGE_SIZE
+# A message that arrives before its predecessor waits this long for it before the gap is
+# read from the database: the layer delivers two processes' messages in either order, a
+# few milliseconds apart; a lost message is found here (or by the reconciler) instead.
+CHAT_GAP_WAIT_S = 0.5
+
 _SLUG = re.compile(f"^{SLUG_PATTERN}$")
 
 
@@ -53,13 +72,25 @@ class NoSuchRoom(LookupError):
 
 
 class _Room:
-    __slots__ = ("idle_since", "newest", "ready", "streams")
+    __slots__ = ("chat_early", "chat_filling", "chat_floor", "chat_id", "chat_tail", "idle_since", "newest",
+                 "ready", "streams")
 
     def __init__(self, ready: asyncio.Task[None]) -> None:
         self.streams: set[Stream] = set()
         self.newest: Snapshot | None = None
         self.ready = ready
         self.idle_since: float | None = None
+        self.chat_id = 0  # the newest chat message delivered here; all before it were too
+        self.chat_tail: collections.deque[ChatFrame] = collections.deque(maxlen=CHAT_TAIL)
+        self.chat_floor = 0  # the tail holds every (undeleted) message after this id
+        self.chat_early: dict[int, ChatFrame] = {}  # arrived before their predecessors
+        self.chat_filling = False
+
+    def chat_after(self, after: int) -> list[ChatFrame] | None:
+        """The messages after ``after`` from memory (as rooms.chat.chat_messages_after), or None if not all here."""
+        if after < self.chat_floor:
+            return None
+        return [frame for frame in self.chat_tail if frame.id > after][:PAGE_SIZE]
 
 
 class Hub:
@@ -74,12 +105,13 @@ class Hub:
     # -- viewers -----------------------------------------------------------------
 
     async def attach(self, slug: str, send: Send | None, *, mode: str, known_version: int | None,
-                     admission: Admission | None = None, hold: bool = False) -> Stream:
+                     admission: Admission | None = None, hold: bool = False, chat_after: int | None = None) -> Stream:
         """Start delivering the room's versions to one connection, first the newest if the resume rule says so.
 
         ``hold``: deliver nothing until ``release(stream)`` (SSE sends its response head
-        first). Raises NoSuchRoom, or Refused (429) when the client's address holds its cap
-        of connections.
+        first). ``chat_after``: the client has the chat up to this id and gets the messages
+        after it first (0: the newest page); None: chat from now on. Raises NoSuchRoom, or
+        Refused (429) when the client's address holds its cap of connections.
         """
         room = await self._room(slug)
         address = admission.address if admission is not None else None
@@ -95,27 +127,77 @@ class Hub:
             stream = LongPoll(slug, **identity)
         else:
             stream = STREAMS[mode](slug, send, newest=lambda: room.newest, **identity)
-            stream.busy = hold  # a busy stream is pushed nothing; release() catches it up
+            # A busy stream is pushed nothing; release() catches it up. Held while its
+            # chat backlog is read too: live messages queue behind it meanwhile.
+            stream.busy = hold or chat_after is not None
+        stream.chat_id = room.chat_id if chat_after is None else chat_after
         room.streams.add(stream)
         room.idle_since = None
         connection_opened(stream.mode)
         if address is not None:
             self._per_address[address] = self._per_address.get(address, 0) + 1
+        if chat_after is not None and isinstance(stream, WrittenStream):
+            try:
+                frames, complete = await self._chat_backlog(slug, room, chat_after)
+            except BaseException:
+                self.unsubscribe(stream)
+                raise
+            stream.backlog(frames, complete=complete)
         if not hold:
             self.release(stream)
         return stream
 
+    async def _chat_backlog(self, slug: str, room: _Room, after: int) -> tuple[list[ChatFrame], bool]:
+        """The messages after ``after`` for a resuming stream, and whether they are all it missed."""
+        frames = room.chat_after(after) if after > 0 else None
+        if frames is not None:
+            return frames, True
+        messages = await _read_chat_after(slug, after)
+        # From the newest page (after 0) nothing older is owed; otherwise a full page may not be all.
+        return [ChatFrame.from_dict(slug, message) for message in messages], after == 0 or len(messages) < PAGE_SIZE
+
     def release(self, stream: Stream) -> None:
         """Deliver the room's newest version to a new connection if the resume rule says so, and all after it."""
-        if isinstance(stream, WrittenStream):
-            stream.unhold()
         newest = self.newest(stream.room)
         # A long poll that kept getting a version it must ignore would spin: it waits instead.
         if newest is not None and needs_snapshot(newest.version, None if stream.version < 0 else stream.version,
                                                  reset_unknown=stream.mode != POLL):
             if stream.version > newest.version:
                 stream.version = -1  # a version this room never reached: the stream starts over
+        else:
+            newest = None
+        if isinstance(stream, WrittenStream):
+            stream.unhold(newest)  # the state first, then the chat backlog and what queued meanwhile
+        elif newest is not None:
             stream.push(newest)
+
+    async def attach_chat_poll(self, slug: str, *, after: int, admission: Admission | None = None) -> ChatPoll:
+        """A ``GET .../chat?timeout=`` waiting for messages after ``after``; woken at once if there are some."""
+        room = await self._room(slug)
+        address = admission.address if admission is not None else None
+        cap = connection_cap()
+        if address is not None and cap is not None and self._per_address.get(address, 0) >= cap:
+            raise Refused(429, f"too many open connections from this address (at most {cap})",
+                          retry_after_s=RETRY_AFTER_CAP_S)
+        stream = ChatPoll(slug, after=after, address=address,
+                          client_id=admission.client_id if admission else None,
+                          token=admission.token if admission else None)
+        # Attached before the history is read: a message committed meanwhile arrives either way.
+        room.streams.add(stream)
+        room.idle_since = None
+        connection_opened(stream.mode)
+        if address is not None:
+            self._per_address[address] = self._per_address.get(address, 0) + 1
+        frames = room.chat_after(after)
+        if frames is None:
+            try:
+                frames = [ChatFrame.from_dict(slug, message) for message in await _read_chat_after(slug, after)]
+            except BaseException:
+                self.unsubscribe(stream)
+                raise
+        for frame in frames:
+            stream.push_chat(frame)
+        return stream
 
     def unsubscribe(self, stream: Stream) -> None:
         """Forget a connection at once; the room's subscription lingers a little (ROOM_LINGER_S)."""
@@ -200,8 +282,12 @@ class Hub:
         kind = message.get("type")
         if kind == "room.state":
             self._deliver(Snapshot.from_message(message))
+        elif kind == "room.chat":
+            self._deliver_chat(ChatFrame.from_message(message))  # this process's own: dropped by id
         elif message.get("origin") is not None and message.get("origin") == self._channel:
             return  # this process acted on it already
+        elif kind == "room.chat_delete":
+            self._chat_deleted(message["room"], message["id"])
         elif kind == "room.member_ended":
             self.end_member(message["room"], message["client_id"], message["code"])
         elif kind == "room.access_changed":
@@ -295,6 +381,86 @@ class Hub:
             stream.push(snapshot)
         fanout_observed(time.perf_counter() - started)
 
+    # -- chat: a log ---------------------------------------------------------------------
+
+    def publish_chat(self, slug: str, message: dict[str, Any]) -> None:
+        """Called once per committed chat message, from whatever thread committed it."""
+        frame = ChatFrame.from_dict(slug, message)
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(self._chat_on_loop, frame)
+        else:
+            async_to_sync(self._group_send)({**frame.to_message(), "origin": None})
+
+    def _chat_on_loop(self, frame: ChatFrame) -> None:
+        self._deliver_chat(frame)
+        self._spawn(self._group_send({**frame.to_message(), "origin": self._channel}))
+
+    def publish_chat_delete(self, slug: str, message_id: int) -> None:
+        """From any thread: every page of the room, in every process, drops message ``message_id``."""
+        self._from_any_thread(lambda: self._chat_deleted(slug, message_id),
+                              {"type": "room.chat_delete", "room": slug, "id": message_id})
+
+    def _chat_deleted(self, slug: str, message_id: int) -> None:
+        room = self._rooms.get(slug)
+        if room is None:
+            return
+        if any(frame.id == message_id for frame in room.chat_tail):
+            kept = [frame for frame in room.chat_tail if frame.id != message_id]
+            room.chat_tail = collections.deque(kept, maxlen=CHAT_TAIL)
+        room.chat_early.pop(message_id, None)
+        socket, event = chat_delete_frames(message_id)
+        self.send_to_room(slug, {"ws": socket.ws_message, "sse": event.sse_message})
+
+    def _deliver_chat(self, frame: ChatFrame) -> None:
+        room = self._rooms.get(frame.room)
+        if room is None or frame.id <= room.chat_id:
+            return
+        if frame.id > room.chat_id + 1:
+            room.chat_early[frame.id] = frame  # its predecessor is on its way, or lost
+            if not room.chat_filling:
+                room.chat_filling = True
+                self._spawn(self._fill_chat(frame.room, room, wait=True))
+            return
+        self._hand_out(room, frame)
+        while room.chat_id + 1 in room.chat_early:
+            self._hand_out(room, room.chat_early.pop(room.chat_id + 1))
+
+    def _hand_out(self, room: _Room, frame: ChatFrame) -> None:
+        room.chat_id = frame.id
+        if len(room.chat_tail) == room.chat_tail.maxlen:
+            room.chat_floor = room.chat_tail[0].id
+        room.chat_tail.append(frame)
+        for stream in tuple(room.streams):
+            stream.push_chat(frame)
+
+    async def _fill_chat(self, slug: str, room: _Room, *, wait: bool) -> None:
+        """Deliver from the database what the layer did not bring (in id order); deleted ids are skipped."""
+        try:
+            if wait:
+                await asyncio.sleep(CHAT_GAP_WAIT_S)
+                if not room.chat_early:
+                    return  # the predecessor came through the layer meanwhile
+            seq, messages = await _read_chat_tail(slug, room.chat_id)
+            if self._rooms.get(slug) is not room:
+                return
+            for message in messages:
+                if message["id"] > room.chat_id:
+                    frame = room.chat_early.pop(message["id"], None) or ChatFrame.from_dict(slug, message)
+                    self._hand_out(room, frame)
+            room.chat_id = max(room.chat_id, seq)
+            for early in [early for early in room.chat_early if early <= room.chat_id]:
+                del room.chat_early[early]
+            while room.chat_id + 1 in room.chat_early:
+                self._hand_out(room, room.chat_early.pop(room.chat_id + 1))
+        except Exception:
+            logger.exception("could not fill the chat of %s from the database", slug)
+        finally:
+            room.chat_filling = False
+            if room.chat_early and self._rooms.get(slug) is room:
+                room.chat_filling = True
+                self._spawn(self._fill_chat(slug, room, wait=True))
+
     # -- the process's subscriptions -------------------------------------------------
 
     async def _start(self) -> None:
@@ -311,11 +477,20 @@ class Hub:
     async def _join(self, slug: str) -> None:
         # Subscribe first, then read: a version committed in between arrives either way.
         await get_channel_layer().group_add(_group(slug), self._channel)
-        data = await _read_state(slug)
-        if data is None:
+        row = await _read_state(slug)
+        if row is None:
             await get_channel_layer().group_discard(_group(slug), self._channel)
             raise NoSuchRoom(slug)
+        data, chat_seq = row
         self._deliver(Snapshot.from_dict(data))
+        room = self._rooms.get(slug)
+        if room is not None and chat_seq > room.chat_id:
+            # Messages before this one are history (the database's), not this process's to deliver.
+            room.chat_id = room.chat_floor = chat_seq
+            for early in [early for early in room.chat_early if early <= chat_seq]:
+                del room.chat_early[early]
+            while room.chat_id + 1 in room.chat_early:
+                self._hand_out(room, room.chat_early.pop(room.chat_id + 1))
 
     async def _receive_forever(self) -> None:
         layer = get_channel_layer()
@@ -353,6 +528,13 @@ class Hub:
         known = {slug: room.newest.version for slug, room in self._rooms.items() if room.newest is not None}
         for data in await _read_newer(known):
             self._deliver(Snapshot.from_dict(data))
+        # Chat too: a message whose layer copy was lost is read from the database.
+        ready = {slug: room for slug, room in self._rooms.items() if room.streams and room.ready.done()}
+        for slug, seq in (await _read_chat_seqs(list(ready))).items():
+            room = ready[slug]
+            if seq > room.chat_id and not room.chat_filling and self._rooms.get(slug) is room:
+                room.chat_filling = True
+                self._spawn(self._fill_chat(slug, room, wait=False))
 
     async def _heartbeat_forever(self) -> None:
         while True:
@@ -372,8 +554,31 @@ def _group(slug: str) -> str:
 
 
 @database_sync_to_async
-def _read_state(slug: str) -> dict[str, Any] | None:
-    return Room.objects.filter(slug=slug).values_list("state", flat=True).first()
+def _read_state(slug: str) -> tuple[dict[str, Any], int] | None:
+    return Room.objects.filter(slug=slug).values_list("state", "chat_seq").first()
+
+
+@database_sync_to_async
+def _read_chat_after(slug: str, after: int) -> list[dict[str, Any]]:
+    try:
+        return chat_messages_after(slug=slug, after=after)
+    except Room.DoesNotExist:
+        raise NoSuchRoom(slug) from None
+
+
+@database_sync_to_async
+def _read_chat_tail(slug: str, after: int) -> tuple[int, list[dict[str, Any]]]:
+    """The room's chat position and the (undeleted) messages after ``after`` up to it, oldest first."""
+    seq = Room.objects.filter(slug=slug).values_list("chat_seq", flat=True).first() or 0
+    messages = chat_messages_after(slug=slug, after=after, limit=min(seq - after, 1_000)) if seq > after else []
+    return seq, [message for message in messages if message["id"] <= seq]
+
+
+@database_sync_to_async
+def _read_chat_seqs(slugs: list[str]) -> dict[str, int]:
+    if not slugs:
+        return {}
+    return dict(Room.objects.filter(slug__in=slugs).values_list("slug", "chat_seq"))
 
 
 @database_sync_to_async
@@ -395,6 +600,23 @@ def on_room_state_changed(sender: Any, state: RoomState, **kwargs: Any) -> None:
     except Exception:
         # The command is committed whatever happens here; viewers catch up by reconciling.
         logger.exception("could not publish version %s of %s", state.version, state.room)
+
+
+def on_chat_message_posted(sender: Any, room: str, message: dict[str, Any], **kwargs: Any) -> None:
+    """The receiver of rooms.signals.chat_message_posted: the message goes to every viewer of the room."""
+    try:
+        hub.publish_chat(room, message)
+    except Exception:
+        # The message is committed; viewers catch up from the history (the reconciler, GET .../chat).
+        logger.exception("could not publish chat message %s of %s", message.get("id"), room)
+
+
+def on_chat_message_deleted(sender: Any, room: str, message_id: int, **kwargs: Any) -> None:
+    """The receiver of rooms.signals.chat_message_deleted: every page of the room drops the message."""
+    try:
+        hub.publish_chat_delete(room, message_id)
+    except Exception:
+        logger.exception("could not publish the deletion of chat message %s of %s", message_id, room)
 
 
 def on_member_ended(sender: Any, room: str, client_id: str, code: int = 4403, **kwargs: Any) -> None:

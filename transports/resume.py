@@ -31,3 +31,25 @@ def needs_snapshot(newest_version: int, known_version: int | None, *, reset_unkn
     if known_version is None or newest_version > known_version:
         return True
     return reset_unknown and known_version > newest_version
+
+
+# A v1 client resuming with a bare version gets, besides v1's state rule, the newest chat
+# messages (as GET .../chat?after=0 answers): a bare id is also what this server writes
+# while a stream has no chat position yet, so this is what such a stream missed.
+NEWEST_CHAT = 0
+
+
+def parse_event_id(raw: str | bytes | None) -> tuple[int | None, int | None]:
+    """An SSE ``Last-Event-ID``: ``<version>.<chat_id>`` or a bare ``<version>`` (chat: NEWEST_CHAT).
+
+    Raises BadVersion for anything else; (None, None) when absent.
+    """
+    if raw is None or raw in ("", b""):
+        return None, None
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+    version, dot, chat = text.strip().partition(".")
+    if not version or (dot and not chat):
+        raise BadVersion(f"an event id is <version>.<chat id>, not {text[:32]!r}")
+    if not dot:
+        return parse_version(version), NEWEST_CHAT
+    return parse_version(version), parse_version(chat)

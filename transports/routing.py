@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from channels.security.websocket import AllowedHostsOriginValidator, WebsocketDenier
 
-from transports import hub_stats, long_poll, short_poll, sse
+from transports import chat_poll, hub_stats, long_poll, short_poll, sse
 from transports.asgi_http import Receive, Scope, Send
 from transports.websocket import RoomSocket
 
@@ -24,6 +24,8 @@ PUSH_PATHS = {
     "events": sse.app,
 }
 _PUSH_PATH = re.compile(r"^/api/rooms/(?P<slug>[^/]+)/(?P<kind>state|poll|events)/?$")
+# A chat read that waits (GET with timeout > 0) is held on the hub like a long poll; the rest of /chat is Django's.
+_CHAT_PATH = re.compile(r"^/api/rooms/(?P<slug>[^/]+)/chat/?$")
 
 
 # The routers below are plain callables that return the chosen application's coroutine
@@ -68,6 +70,9 @@ class PushRouter:
         match = _PUSH_PATH.match(scope["path"])
         if match:
             return PUSH_PATHS[match["kind"]](scope, receive, send, match["slug"])
+        match = _CHAT_PATH.match(scope["path"])
+        if match and chat_poll.wants_wait(scope):
+            return chat_poll.app(scope, receive, send, match["slug"])
         if self.hub_stats and scope["path"] == hub_stats.PATH:
             return hub_stats.app(scope, receive, send)
         return self.django_app(scope, receive, send)

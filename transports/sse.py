@@ -1,7 +1,15 @@
 """Server-sent events: ``GET /api/rooms/{slug}/events``.
 
-``id: <version>`` / ``event: state`` / ``data: <state JSON>`` per version. The current
-state comes first unless ``Last-Event-ID`` (header) or ``?last_event_id=`` equals it.
+``id: <version>.<chat_id>`` / ``event: state`` / ``data: <state JSON>`` per version, and
+``id: <version>.<chat_id>`` / ``event: chat`` / ``data: <message JSON>`` per chat message
+(the id: what this stream had delivered of each; a bare ``<version>`` while it has no
+chat position, transports.encoding). ``event: chat-delete`` (``{"id"}``) and
+``event: chat-reset`` (``{"after"}``: re-read ``GET .../chat?after=``) carry no id.
+
+Resume from ``Last-Event-ID`` (header) or ``?last_event_id=``: the current state first
+unless the version part equals it, then the chat messages after the chat part, in order.
+A bare version (v1) gets the newest chat messages, like ``GET .../chat?after=0``; no id
+at all, chat from now on. ``?chat_after=<id>`` sets the chat part explicitly.
 """
 
 from __future__ import annotations
@@ -9,7 +17,7 @@ from __future__ import annotations
 from transports.admission import Refused, admit, respond_refused
 from transports.asgi_http import Receive, Scope, Send, header, query, respond_error
 from transports.hub import NoSuchRoom, hub
-from transports.resume import BadVersion, parse_version
+from transports.resume import BadVersion, parse_event_id, parse_version
 from transports.streams import SSE
 
 # How long a browser waits before reconnecting a dropped stream: quick enough that a
@@ -39,16 +47,24 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
         await respond_error(send, 400, str(exc), "since")
         return
     try:
-        known = parse_version(header(scope, b"last-event-id") or params.get("last_event_id"))
+        explicit_chat = parse_version(params.get("chat_after"))
+    except BadVersion as exc:
+        await respond_error(send, 400, str(exc), "chat_after")
+        return
+    try:
+        known, chat_after = parse_event_id(header(scope, b"last-event-id") or params.get("last_event_id"))
     except BadVersion:
-        known = None  # an id we never issued: start over with the current state
+        known, chat_after = None, None  # an id we never issued: start over with the current state
     if known is None:
         known = since
+    if explicit_chat is not None:
+        chat_after = explicit_chat
     # Admitted and counted (the per-address cap) before the response starts, so that a
     # refusal is a plain status; the hub holds the stream until the head has been sent.
     try:
         admission = await admit(scope, slug, token_in_query=True)
-        stream = await hub.attach(slug, send, mode=SSE, known_version=known, admission=admission, hold=True)
+        stream = await hub.attach(slug, send, mode=SSE, known_version=known, admission=admission, hold=True,
+                                  chat_after=chat_after)
     except Refused as refused:
         await respond_refused(send, refused)
         return

@@ -1,14 +1,20 @@
-"""WebSocket: ``/ws/rooms/{slug}[?since=<version>]``.
+"""WebSocket: ``/ws/rooms/{slug}[?since=<version>][&chat_after=<id>]``.
 
 Server → client: ``{"type": "state", "state": {...}}`` on connect (unless ``since``
-already equals the current version) and on every change. Client → server:
-``command`` (answered by ``ack``), ``time`` (answered by ``time``), ``presence``
+already equals the current version) and on every change; ``{"type": "chat", "message"}``
+for every chat message, in id order, none twice (after ``chat_after``'s backlog: the
+messages after that id, so a reconnect loses none; without it, from now on);
+``{"type": "chat_delete", "id"}``; ``{"type": "chat_reset", "after"}`` when the socket
+fell more than transports.streams.CHAT_PENDING_MAX messages behind (re-read
+``GET .../chat?after=<after>``). Client → server: ``command`` (answered by ``ack``),
+``chat`` (``{"ref", "client_id", "text"}``, answered by ``ack`` with ``message`` as
+``POST .../chat``), ``time`` (answered by ``time``), ``presence``
 (answered only on failure) and ``ping`` (answered by ``pong``). Bad input
 answers ``{"type": "error", "error": ..., "field": ...}`` and keeps the socket open;
 a message over 16 KiB is refused the same way, unread.
 
 Close codes (right after the handshake, or later for 4401/4403):
-  4400  the ``since`` query parameter is not a version
+  4400  the ``since`` or ``chat_after`` query parameter is not a version / message id
   4401  the room needs a member token, or the token is not valid for it (also when a
         password set later shuts the connection out)
   4403  banned, or kicked (rooms.signals.member_ended)
@@ -34,8 +40,10 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from rooms.api.http import RESULT_STATUS
+from rooms.chat import chat_submit
 from rooms.commands import MAX_BODY_BYTES
-from rooms.intake import ack_fields, command_submit, presence_submit
+from rooms.intake import access_for, ack_fields, command_submit, presence_submit
+from rooms.results import Result
 from transports.admission import Refused, admit
 from transports.asgi_http import Receive, Scope, Send, query
 from transports.hub import NoSuchRoom, hub
@@ -85,15 +93,17 @@ class RoomSocket:
         if (await self.receive())["type"] != "websocket.connect":
             return
         await self.send({"type": "websocket.accept"})
+        params = query(self.scope)
         try:
-            since = parse_version(query(self.scope).get("since"))
+            since = parse_version(params.get("since"))
+            chat_after = parse_version(params.get("chat_after"))
         except BadVersion:
             await self.send({"type": "websocket.close", "code": CLOSE_BAD_SINCE})
             return
         try:
             self.admission = await admit(self.scope, self.slug, token_in_query=True)
             self.stream = await hub.attach(self.slug, self.send, mode=WS, known_version=since,
-                                           admission=self.admission)
+                                           admission=self.admission, chat_after=chat_after)
         except Refused as refused:
             await self.send({"type": "websocket.close", "code": refused.close_code})
             return
@@ -143,6 +153,8 @@ class RoomSocket:
         kind, ref = message.get("type"), message.get("ref")
         if kind == "command":
             return await self._command(message.get("command"), ref)
+        if kind == "chat":
+            return await self._chat(message, ref)
         if kind == "time":
             t0 = message.get("t0")
             if isinstance(t0, bool) or not isinstance(t0, int | float) or not math.isfinite(t0):
@@ -158,7 +170,15 @@ class RoomSocket:
             return None
         if kind == "ping":
             return {"type": "pong", "ref": ref} if ref is not None else {"type": "pong"}
-        return _error("unknown type; expected command, time, presence or ping", "type", ref)
+        return _error("unknown type; expected command, chat, time, presence or ping", "type", ref)
+
+    async def _chat(self, message: dict[str, Any], ref: Any) -> dict[str, Any]:
+        # rooms.chat's service, with the access asked now (a ban, a mute, a password take effect at once).
+        body = {"client_id": message.get("client_id"), "text": message.get("text")}
+        result = await database_sync_to_async(_chat_submit)(slug=self.slug, data=body, token=self.admission.token,
+                                                            address=self.admission.address)
+        status = 201 if result.accepted else RESULT_STATUS[result.kind]
+        return {"type": "ack", "ref": ref, **ack_fields(result), "status": status}
 
     async def _command(self, command: Any, ref: Any) -> dict[str, Any]:
         result = await database_sync_to_async(command_submit)(
@@ -169,3 +189,10 @@ class RoomSocket:
             if newest is not None:
                 ack["state"] = newest.state
         return ack
+
+
+def _chat_submit(*, slug: str, data: Any, token: str | None, address: str | None) -> Result:
+    access = access_for(slug=slug, access=None, token=token, address=address)
+    if isinstance(access, Result):
+        return access
+    return chat_submit(slug=slug, access=access, data=data)
