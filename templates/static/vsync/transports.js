@@ -220,7 +220,10 @@ class LongPollAdapter extends Adapter {
 class SseAdapter extends Adapter {
   run() {
     if (this.stopped) return;
-    const lastId = this.lastEventId ?? String(this.version);
+    // The server's ids are `<version>.<chat id>`; before the first one, say where the chat panel is
+    // (a bare version would get the newest page of chat again).
+    const chatAfter = this.chat?.after() || 0;
+    const lastId = this.lastEventId ?? (chatAfter ? `${this.version}.${chatAfter}` : String(this.version));
     const source = new EventSource(this._withToken(`${this.api}/events?last_event_id=${encodeURIComponent(lastId)}`));
     this.source = source;
     const seen = (event) => { if (event.lastEventId) this.lastEventId = event.lastEventId; };
@@ -259,8 +262,11 @@ class WsAdapter extends Adapter {
   run() {
     if (this.stopped) return;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    // Resume: the server sends the current state only if it is newer than ours.
-    const since = this.version ? `?since=${this.version}` : "";
+    // Resume: the server sends the current state only if it is newer than ours, and the chat
+    // messages after the panel's newest (chat_after), so a reconnect loses none.
+    const chatAfter = this.chat?.after() || 0;
+    const params = [this.version ? `since=${this.version}` : "", chatAfter ? `chat_after=${chatAfter}` : ""].filter(Boolean);
+    const since = params.length ? `?${params.join("&")}` : "";
     const socket = new WebSocket(this._withToken(`${scheme}://${location.host}/ws/rooms/${encodeURIComponent(this.slug)}${since}`));
     this.socket = socket;
     socket.onopen = () => this._connected();
