@@ -8,6 +8,7 @@ ui      start one vsync server and locust's web UI against it (http://127.0.0.1:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -37,6 +38,7 @@ if _missing_lab_tools():
     sys.exit(f"the transport lab needs {' and '.join(_missing_lab_tools())} (the dev extra): run "
              f"{sys.executable} -m pip install -e '.[dev]'   (make bench does it too)")
 
+from loadtests import netem  # noqa: E402
 from loadtests.report import rewrite_report  # noqa: E402
 from loadtests.runner import (  # noqa: E402
     FLOOR,
@@ -65,6 +67,8 @@ class Block:
     configs: tuple[tuple[str, str], ...]
     repeat: int = 0
     idle_s: float = 0.0  # > 0: idle runs of this length (no commands, no floor)
+    # (rtt ms, jitter ms, bandwidth kbit/s) between the load generator and the servers; (0, 0, 0): loopback
+    networks: tuple[tuple[float, float, float], ...] = ((0.0, 0.0, 0.0),)
 
 
 # The standard sweep, sized for a 2-core machine (about 30 minutes): every transport at 50, 200 and
@@ -81,6 +85,9 @@ STANDARD_BLOCKS = (
     Block(ALL, (200,), (MEMORY,), repeat=2),
 )
 STANDARD_DURATION_S = 15.0
+# The standard network sweep (issue 14): these round trips, each with 10 % jitter.
+STANDARD_RTTS_MS = (0.0, 50.0, 150.0, 300.0)
+STANDARD_JITTER = 0.10
 
 
 def csv_list(text: str) -> list[str]:
@@ -90,17 +97,41 @@ def csv_list(text: str) -> list[str]:
 def plan(blocks: Iterable[Block], floor: bool) -> list[RunSpec]:
     """Every run in order; with ``floor``, each (transport, viewers, repeat) also runs once on the floor."""
     specs: list[RunSpec] = []
-    floors: set[tuple[str, int, int]] = set()
+    floors: set[tuple[str, int, int, tuple[float, float, float]]] = set()
     for block in blocks:
-        for count in block.viewers:
-            for server, layer in block.configs:
-                specs += [RunSpec(t, count, server, layer, block.repeat, block.idle_s) for t in block.transports]
-            if floor and not block.idle_s:
-                for transport in block.transports:
-                    if (transport, count, block.repeat) not in floors:
-                        floors.add((transport, count, block.repeat))
-                        specs.append(RunSpec(transport, count, FLOOR, FLOOR, block.repeat))
+        for network in block.networks:
+            for count in block.viewers:
+                for server, layer in block.configs:
+                    specs += [RunSpec(t, count, server, layer, block.repeat, block.idle_s, *network)
+                              for t in block.transports]
+                if floor and not block.idle_s:
+                    for transport in block.transports:
+                        if (transport, count, block.repeat, network) not in floors:
+                            floors.add((transport, count, block.repeat, network))
+                            specs.append(RunSpec(transport, count, FLOOR, FLOOR, block.repeat, 0.0, *network))
     return specs
+
+
+def networks_of(args: argparse.Namespace) -> tuple[tuple[float, float, float], ...]:
+    """The (rtt, jitter, bandwidth) of each run from ``--network``, ``--rtt-ms``, ``--jitter-ms``, ``--bandwidth-kbps``.
+
+    A jitter written as a percentage (``10%``) is that share of each RTT.
+    """
+    if args.network == "standard":
+        rtts, jitter = list(STANDARD_RTTS_MS), f"{STANDARD_JITTER * 100:g}%"
+    else:
+        rtts, jitter = [float(v) for v in csv_list(args.rtt_ms or "0")], args.jitter_ms or "0"
+    bandwidths = [float(v) for v in csv_list(args.bandwidth_kbps or "0")]
+    networks = []
+    for rtt in rtts:
+        spread = rtt * float(jitter[:-1]) / 100 if jitter.endswith("%") else float(jitter)
+        for bandwidth in bandwidths:
+            try:
+                netem.Shape(rtt, spread, bandwidth)
+            except ValueError as exc:
+                sys.exit(f"--rtt-ms {rtt:g} --jitter-ms {jitter} --bandwidth-kbps {bandwidth:g}: {exc}")
+            networks.append((rtt, spread, bandwidth))
+    return tuple(networks)
 
 
 def floor_available() -> bool:
@@ -123,6 +154,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         configs = tuple((server, layer) for server in csv_list(args.servers or "daphne")
                         for layer in csv_list(args.layers or "memory"))
         blocks = [Block(transports, viewers, configs, repeat, args.idle) for repeat in range(args.repeats)]
+    networks = networks_of(args)
+    if networks != ((0.0, 0.0, 0.0),):
+        blocks = [dataclasses.replace(block, networks=networks) for block in blocks]
     specs = plan(blocks, floor)
     now = dt.datetime.now(dt.UTC)
     out = Path(args.out) if args.out else RESULTS / (now.strftime("%Y-%m-%d") if args.standard
@@ -145,6 +179,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             "server CPU and RSS": "summed over the server processes (and redis-server on the Redis layer); "
                                   "CPU 100 % = one core, averaged over the busy window",
             "floor": "loadtests/floor.py" if floor else "none (loadtests/floor.py not present)",
+            "network": "loopback" if networks == ((0.0, 0.0, 0.0),) else
+                       "loadtests.netem (a user-space TCP proxy per server, its own process) between the load "
+                       "generator and each server: " + "; ".join(
+                           f"RTT {r:g} ± {j:g} ms" + (f", {b:g} kbit/s" if b else "") for r, j, b in networks)
+                       + ". The floor runs behind the same proxy. " + netem.PACKET_LOSS,
             "runs at once": "1 (each run alone on the machine)" if at_once == 1 else
                             f"{at_once}, side by side, each with its own servers and locust (small runs; "
                             "for capacity figures use --parallel 1)"}
@@ -216,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
                      help="runs at once (0: all of them when the sweep totals at most 500 viewers, else 1)")
     run.add_argument("--floor", action=argparse.BooleanOptionalAction, default=None,
                      help="add floor rows (default: when loadtests/floor.py exists)")
+    run.add_argument("--rtt-ms", help="comma-separated round trips added by loadtests.netem, e.g. 0,50,150")
+    run.add_argument("--jitter-ms", help="± jitter on the round trip, in ms or as a share of it (10%%)")
+    run.add_argument("--bandwidth-kbps", help="comma-separated link rates per connection and direction (0: none)")
+    run.add_argument("--network", choices=["standard"], help="standard: RTT 0, 50, 150 and 300 ms, 10 %% jitter")
     run.add_argument("--out", help="output folder (default loadtests/results/<date>)")
     run.add_argument("--quiet", action="store_true")
     run.set_defaults(handler=cmd_run)

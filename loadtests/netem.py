@@ -32,6 +32,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# One line for every report that uses this module.
+PACKET_LOSS = ("Packet loss is not emulated: this kernel has no netem qdisc (tc qdisc add dev lo root netem loss 1% "
+               "inside an ip netns answers 'Specified qdisc kind is unknown'), and a proxy above TCP never loses "
+               "bytes.")
 BURST_BYTES = 16 * 1024
 MAX_QUEUED_BYTES = 256 * 1024
 READ_BYTES = 65536

@@ -21,8 +21,16 @@ def write_plots(out_dir: Path, rows: list[Row], cdf: dict[str, list[float]]) -> 
     """Write the plots that the rows allow; return their file names."""
 
     idle_rows = [r for r in rows if r.scenario == "idle"]
-    points = group(r for r in rows if r.scenario != "idle")
+    busy_rows = [r for r in rows if r.scenario != "idle"]
     written = []
+    fig = latency_vs_rtt(busy_rows)
+    if fig is not None:
+        fig.savefig(out_dir / "latency_vs_rtt.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        written.append("latency_vs_rtt.png")
+    # The plots against viewers are for one network: loopback when the sweep has it, else the first.
+    network = min((r.network for r in busy_rows), key=lambda n: (n != "loopback", n), default="loopback")
+    points = group(r for r in busy_rows if r.network == network)
     for name, draw in (("latency_cdf.png", latency_cdf), ("p99_vs_viewers.png", p99_vs_viewers),
                        ("bytes_per_viewer_minute.png", bytes_per_viewer_minute),
                        ("server_cpu_per_1000_viewers.png", server_cpu_per_1000)):
@@ -88,6 +96,43 @@ def server_cpu_per_1000(points: dict, cdf: dict[str, list[float]]) -> plt.Figure
     real = {key: point for key, point in points.items() if key[2] != "floor"}
     return _line_plot(real, "server_cpu_pct_per_1000_viewers", "server CPU % per 1,000 viewers (busy window)",
                       "Server CPU per 1,000 viewers (100 % = one core)", True)
+
+
+def latency_vs_rtt(rows: list[Row]) -> plt.Figure | None:
+    """One panel per transport: p50 (solid) and p99 (dashed) against RTT, one colour per configuration."""
+    rtts = {r.rtt_ms for r in rows if not r.bandwidth_kbps}
+    if len(rtts) < 2:
+        return None
+    grouped: dict[tuple[str, str, int, float], list[Row]] = {}
+    for row in rows:
+        if not row.bandwidth_kbps:
+            grouped.setdefault((row.transport, row.config, row.viewers, row.rtt_ms), []).append(row)
+    transports = [t for t in ("poll", "longpoll", "sse", "ws") if any(key[0] == t for key in grouped)]
+    columns = min(2, len(transports))
+    fig, axes = plt.subplots(math.ceil(len(transports) / columns), columns, figsize=(5.2 * columns, 3.9 *
+                             math.ceil(len(transports) / columns)), squeeze=False)
+    for ax, transport in zip(axes.flat, transports, strict=False):
+        lines = sorted({(config, viewers) for t, config, viewers, _ in grouped if t == transport})
+        for config, viewers in lines:
+            keys = sorted(k for k in grouped if k[:3] == (transport, config, viewers))
+            xs = [k[3] for k in keys]
+            color = CONFIG_COLORS.get(config, "black")
+            label = "floor" if config == "floor/floor" else config
+            for metric, style, suffix in (("p50_ms", "-", "p50"), ("p99_ms", "--", "p99")):
+                ys = [Point(grouped[k]).median(metric) for k in keys]
+                ax.plot(xs, ys, style if config != "floor/floor" else ":", marker=".", color=color,
+                        alpha=0.6 if config == "floor/floor" else 1.0,
+                        label=f"{label} {viewers} viewers {suffix}" if len(lines) > 2 else f"{label} {suffix}")
+        ax.set_title(transport)
+        ax.set_xlabel("round trip added by loadtests.netem, ms")
+        ax.set_ylabel("propagation latency, ms")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6)
+    for ax in axes.flat[len(transports):]:
+        ax.set_visible(False)
+    fig.suptitle("Latency against RTT per transport (p50 solid, p99 dashed, floor dotted)")
+    fig.tight_layout()
+    return fig
 
 
 def _representative(point: Point) -> Row:

@@ -245,10 +245,67 @@ def idle_table(rows: list[Row]) -> list[str]:
     return lines
 
 
+def networks(rows: list[Row]) -> list[str]:
+    """The networks of ``rows``, loopback first, then by RTT and bandwidth."""
+    order = {r.network: (r.rtt_ms, r.jitter_ms, -r.bandwidth_kbps) for r in rows}
+    return sorted(order, key=lambda name: (name != "loopback", order[name]))
+
+
+def _poll_interval_s(meta: dict[str, Any]) -> float:
+    try:
+        return float(meta.get("short-poll interval s", 1.0))
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def network_table(rows: list[Row], meta: dict[str, Any]) -> list[str]:
+    """Latency against RTT per transport and configuration, beside what the simple models predict.
+
+    The predictions are for this lab's clients: a short poller fires on a timer every interval
+    (not interval after the answer), so a change waits interval/2 on average for the next request to
+    reach the server, then half a round trip back: interval/2 + RTT/2. A long poll that is parked at
+    the server when the change happens answers after half a round trip (RTT/2); a change that lands
+    while the next poll is still on its way waits for it, up to one more round trip.
+    """
+    interval_ms = _poll_interval_s(meta) * 1000
+    lines = ["| transport | server | viewers | RTT ms | p50 ms | p99 ms | p50 model ms | p50 - model ms "
+             "| p99 ÷ floor | KiB/viewer-min busy | requests/viewer-min busy | proxy CPU % |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    by_key: dict[tuple[str, str, int, float, float], list[Row]] = {}
+    for row in rows:
+        by_key.setdefault((row.transport, row.config, row.viewers, row.rtt_ms, row.bandwidth_kbps), []).append(row)
+    points = {key: Point(value) for key, value in by_key.items()}
+
+    def order(key: tuple[str, str, int, float, float]) -> tuple[Any, ...]:
+        transport, config, viewers, rtt, bandwidth = key
+        return (TRANSPORT_ORDER.index(transport) if transport in TRANSPORT_ORDER else 9, config == "floor/floor",
+                config, viewers, bandwidth, rtt)
+
+    for key in sorted(points, key=order):
+        transport, config, viewers, rtt, bandwidth = key
+        point = points[key]
+        model = interval_ms / 2 + rtt / 2 if transport == "poll" else rtt / 2
+        floor = points.get((transport, "floor/floor", viewers, rtt, bandwidth))
+        p50 = point.median("p50_ms")
+        lines.append(
+            f"| {transport} | {config} | {viewers} | {rtt:g}{f' @ {bandwidth:g} kbit/s' if bandwidth else ''} "
+            f"| {fmt_spread(point, 'p50_ms')} | {fmt_spread(point, 'p99_ms')} | {fmt(model)} | {fmt(p50 - model)} "
+            f"| {ratio(point.median('p99_ms'), floor.median('p99_ms') if floor else math.nan)} "
+            f"| {fmt(point.median('bytes_per_viewer_min_busy') / 1024)} "
+            f"| {fmt(point.median('requests_per_viewer_min_busy'))} | {fmt(point.median('proxy_cpu_pct'), 0)} |")
+    return lines
+
+
 def render_report(rows: list[Row], meta: dict[str, Any], plot_files: list[str], by_hand: str = "") -> str:
     idle_rows = [r for r in rows if r.scenario == "idle"]
     rows = [r for r in rows if r.scenario != "idle"]
-    points = group(rows)
+    named = networks(rows)
+    return _render(rows, idle_rows, meta, plot_files, by_hand, [] if named in ([], ["loopback"]) else named)
+
+
+def _render(rows: list[Row], idle_rows: list[Row], meta: dict[str, Any], plot_files: list[str], by_hand: str,
+            named: list[str]) -> str:
+    """The report; with several ``named`` networks, every section once per network, and the RTT table."""
     out = [f"# vsync transport benchmark, {meta.get('date', '')}", ""]
     out += [f"Command: `{meta.get('command', '')}`", ""]
     out += ["| setting | value |", "|---|---|"]
@@ -266,13 +323,27 @@ def render_report(rows: list[Row], meta: dict[str, Any], plot_files: list[str], 
             "the run client-bound. Where repeats exist, figures are medians with (min-max).", ""]
     if by_hand:
         out += [by_hand, ""]
-    for config in _configs(points):
-        out += [f"## {config}", "", "### Latency and correctness", "", *latency_table(points, config), "",
-                "### Overhead and server cost", "", *cost_table(points, config), "",
-                "### Reading (computed)", "", *reading(points, config), ""]
-    floor_rows = [p for (t, v, s, lay), p in sorted(points.items()) if s == "floor"]
-    if floor_rows:
-        out += ["## Floor (minimal server, same client)", "",
+    if named:
+        out += ["## Latency against the network's round trip", "",
+                "p50 model: short polling interval/2 + RTT/2 (this lab's poller fires on a timer; a poller that "
+                "waits an interval after each answer would see interval/2 + RTT), long polling, SSE and WebSocket "
+                "RTT/2 (the one-way trip; a long poll adds up to one more round trip when a change lands while "
+                "its next request is on the way). Proxy CPU is the netem process (100 = one core).", "",
+                *network_table(rows, meta), ""]
+    for network in named or [""]:
+        mine = [r for r in rows if not network or r.network == network]
+        points = group(mine)
+        where = f", {network}" if network else ""
+        for config in _configs(points):
+            out += [f"## {config}{where}", "", "### Latency and correctness", "", *latency_table(points, config),
+                    "", "### Overhead and server cost", "", *cost_table(points, config), "",
+                    "### Reading (computed)", "", *reading(points, config), ""]
+    for network in named or [""]:
+        points = group(r for r in rows if not network or r.network == network)
+        floor_rows = [p for (t, v, s, lay), p in sorted(points.items()) if s == "floor"]
+        if not floor_rows:
+            continue
+        out += [f"## Floor (minimal server, same client){f', {network}' if network else ''}", "",
                 "| transport | viewers | p50 ms | p99 ms | max ms | client CPU % (busiest process) |",
                 "|---|---:|---:|---:|---:|---:|"]
         for point in sorted(floor_rows, key=lambda p: (p.first.transport, p.first.viewers)):

@@ -63,11 +63,18 @@ class Row:
     command_errors: int
     busy_s: float
     idle_s: float
+    # Added with the network lab (issue 14); older results.csv files read back with these defaults.
+    rtt_ms: float = 0.0
+    jitter_ms: float = 0.0
+    bandwidth_kbps: float = 0.0
+    client: str = "locust"
+    proxy_cpu_pct: float = math.nan
 
     @classmethod
     def build(cls, *, spec: Any, summary: Summary, server_cpu_pct_idle: float, server_cpu_pct_busy: float,
               server_rss_mib: float, server_kib_per_viewer: float, client_cpu_pct: float,
-              client_max_process_cpu_pct: float, client_processes: int, command_rate: float) -> Row:
+              client_max_process_cpu_pct: float, client_processes: int, command_rate: float,
+              client: str = "locust", proxy_cpu_pct: float = math.nan) -> Row:
         expected = summary.commands_per_s * spec.viewers
         return cls(
             run_id=spec.run_id, scenario=spec.scenario, transport=spec.transport, viewers=spec.viewers,
@@ -88,11 +95,23 @@ class Row:
             client_bound=bool(client_max_process_cpu_pct >= CLIENT_BOUND_PCT),
             viewers_seen=summary.viewers_seen, missed=summary.missed, out_of_order=summary.out_of_order,
             duplicates=summary.duplicates, reconnects=summary.reconnects, errors=summary.errors,
-            command_errors=summary.command_errors, busy_s=summary.busy_s, idle_s=summary.idle_s)
+            command_errors=summary.command_errors, busy_s=summary.busy_s, idle_s=summary.idle_s,
+            rtt_ms=getattr(spec, "rtt_ms", 0.0), jitter_ms=getattr(spec, "jitter_ms", 0.0),
+            bandwidth_kbps=getattr(spec, "bandwidth_kbps", 0.0), client=client, proxy_cpu_pct=proxy_cpu_pct)
 
     @property
     def config(self) -> str:
         return f"{self.server}/{self.layer}"
+
+    @property
+    def network(self) -> str:
+        """The network of the run, as a heading: ``loopback`` or ``RTT 150 ± 15 ms, 1000 kbit/s``."""
+        if not (self.rtt_ms or self.jitter_ms or self.bandwidth_kbps):
+            return "loopback"
+        parts = [f"RTT {self.rtt_ms:g} ± {self.jitter_ms:g} ms"] if self.rtt_ms or self.jitter_ms else []
+        if self.bandwidth_kbps:
+            parts.append(f"{self.bandwidth_kbps:g} kbit/s")
+        return ", ".join(parts)
 
     def holds(self) -> bool:
         return (self.errors == 0 and self.out_of_order == 0 and self.samples > 0

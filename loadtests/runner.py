@@ -23,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from loadtests import metrics
+from loadtests import metrics, netem
 from loadtests.report import write_results
 from loadtests.rows import Row
 from vsync import launcher
@@ -52,14 +52,26 @@ class RunSpec:
     layer: str  # memory, redis or floor
     repeat: int = 0
     idle_s: float = 0.0  # > 0: an idle run of this many seconds, no commands at all
+    # The network between the load generator and the servers (loadtests.netem); all zero: loopback.
+    rtt_ms: float = 0.0
+    jitter_ms: float = 0.0
+    bandwidth_kbps: float = 0.0
 
     @property
     def scenario(self) -> str:
         return "idle" if self.idle_s else "busy"
 
     @property
+    def shape(self) -> netem.Shape:
+        return netem.Shape(self.rtt_ms, self.jitter_ms, self.bandwidth_kbps)
+
+    @property
     def run_id(self) -> str:
         suffix = "-idle" if self.idle_s else ""
+        if self.rtt_ms or self.jitter_ms:
+            suffix += f"-rtt{self.rtt_ms:g}j{self.jitter_ms:g}"
+        if self.bandwidth_kbps:
+            suffix += f"-bw{self.bandwidth_kbps:g}"
         return f"{self.transport}-{self.viewers}-{self.server}-{self.layer}-r{self.repeat}{suffix}"
 
 
@@ -107,10 +119,23 @@ class Servers:
     settings: Settings
     servers: list[launcher.ServerProcess] = field(default_factory=list)
     redis: launcher.RedisServer | None = None
+    # One netem process in front of each server when the run has a network shape.
+    proxies: list[tuple[subprocess.Popen[bytes], int]] = field(default_factory=list)
 
     @property
     def urls(self) -> list[str]:
+        """Where the load generator connects: through the network proxies when there are any."""
+        if self.proxies:
+            return [f"http://127.0.0.1:{port}" for _, port in self.proxies]
+        return self.direct_urls
+
+    @property
+    def direct_urls(self) -> list[str]:
         return [server.url for server in self.servers]
+
+    @property
+    def proxy_pids(self) -> list[int]:
+        return [process.pid for process, _ in self.proxies]
 
     @property
     def processes(self) -> list[subprocess.Popen[bytes]]:
@@ -149,12 +174,19 @@ class Servers:
                 self.servers.append(server.start(wait=False))
             for server in self.servers:
                 server.wait()
+            if self.spec.shape.shaped:
+                for index, server in enumerate(self.servers):
+                    self.proxies.append(netem.start_process(server.port, self.spec.shape,
+                                                            self.data_dir / f"netem-{index}.log"))
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        for process, _ in self.proxies:
+            stop_process(process)
+        self.proxies.clear()
         for server in reversed(self.servers):
             server.stop()
         self.servers.clear()
@@ -177,14 +209,16 @@ class Sample:
     server_cpu_s: float
     server_rss: int
     client_cpu_s: dict[int, float]
+    proxy_cpu_s: float = 0.0
 
 
 class Sampler(threading.Thread):
     """CPU seconds and RSS of the server processes and CPU of the locust processes, twice a second."""
 
-    def __init__(self, server_pids: list[int]) -> None:
+    def __init__(self, server_pids: list[int], proxy_pids: list[int] | None = None) -> None:
         super().__init__(daemon=True)
         self.server_pids = server_pids
+        self.proxy_pids = proxy_pids or []
         self.client_pid: int | None = None
         self.samples: list[Sample] = []
         self._stop_event = threading.Event()
@@ -211,7 +245,15 @@ class Sampler(threading.Thread):
                 client[proc.pid] = times.user + times.system
             except psutil.Error:
                 pass
-        return Sample(time.time(), cpu, rss, client)
+        proxy = 0.0
+        for pid in self.proxy_pids:
+            for proc in tree(pid):
+                try:
+                    times = proc.cpu_times()
+                    proxy += times.user + times.system
+                except psutil.Error:
+                    pass
+        return Sample(time.time(), cpu, rss, client, proxy)
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -227,6 +269,13 @@ class Sampler(threading.Thread):
             return math.nan
         first, last = pair
         return 100.0 * (last.server_cpu_s - first.server_cpu_s) / (last.t - first.t)
+
+    def proxy_cpu_pct(self, window: metrics.Window | None) -> float:
+        pair = self.between(window.start_s, window.end_s) if window else None
+        if pair is None or not self.proxy_pids:
+            return math.nan
+        first, last = pair
+        return 100.0 * (last.proxy_cpu_s - first.proxy_cpu_s) / (last.t - first.t)
 
     def client_cpu_pct(self, window: metrics.Window | None) -> tuple[float, float]:
         """Total CPU % of the locust processes, and of the busiest one, in ``window``."""
@@ -336,9 +385,9 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
     client: subprocess.Popen[bytes] | None = None
     try:
         servers.start()
-        sampler = Sampler([p.pid for p in servers.processes])
+        sampler = Sampler([p.pid for p in servers.processes], servers.proxy_pids)
         base_rss = sampler.sample().server_rss
-        room = create_room(servers.urls[0], spec.run_id)
+        room = create_room(servers.direct_urls[0], spec.run_id)
         sampler.start()
         command = locust_command(spec, settings, servers.urls, room, run_dir)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -371,7 +420,8 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
                     server_kib_per_viewer=(peak_rss - base_rss) / 1024 / max(spec.viewers, 1),
                     client_cpu_pct=client_total, client_max_process_cpu_pct=client_max,
                     client_processes=locust_processes(settings, spec.viewers),
-                    command_rate=0.0 if spec.idle_s else settings.command_rate)
+                    command_rate=0.0 if spec.idle_s else settings.command_rate,
+                    proxy_cpu_pct=sampler.proxy_cpu_pct(phases.idle if spec.idle_s else phases.busy))
     if not settings.quiet:
         cpu = row.server_cpu_pct_idle if spec.idle_s else row.server_cpu_pct_busy
         say(f"[{index}/{total}] {spec.run_id}: p50 {row.p50_ms:.1f} ms, p99 {row.p99_ms:.1f} ms, "

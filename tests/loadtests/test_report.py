@@ -111,3 +111,37 @@ def test_a_reading_by_hand_survives_rewriting(tmp_path):
     rewrite_report(tmp_path)
     text = (tmp_path / "report.md").read_text()
     assert text.index("SSE and WebSocket tie.") < text.index("## daphne/memory")
+
+
+def network_row(transport: str, rtt: float, p50: float, p99: float, server: str = "uvicorn") -> Row:
+    layer = "floor" if server == "floor" else "memory"
+    spec = RunSpec(transport, 100, server, layer, 0, 0.0, rtt, rtt / 10)
+    return Row.build(spec=spec, summary=summary(p50, p99), server_cpu_pct_idle=1.0, server_cpu_pct_busy=20.0,
+                     server_rss_mib=100.0, server_kib_per_viewer=50.0, client_cpu_pct=10.0,
+                     client_max_process_cpu_pct=10.0, client_processes=1, command_rate=2.0, proxy_cpu_pct=3.0)
+
+
+def test_a_network_sweep_reports_latency_against_rtt_per_network_and_plots_it(tmp_path):
+    rows = [network_row(t, rtt, rtt / 2 + 5, rtt / 2 + 20, server) for t in ("sse", "poll")
+            for rtt in (0.0, 150.0) for server in ("uvicorn", "floor")]
+    write_results(tmp_path, rows, {r.run_id: [1.0, 2.0] for r in rows}, {"date": "d", "short-poll interval s": 1.0})
+    text = (tmp_path / "report.md").read_text()
+    assert "## Latency against the network's round trip" in text
+    assert "## uvicorn/memory, RTT 150 ± 15 ms" in text and "## uvicorn/memory, loopback" in text
+    # the model: SSE RTT/2 = 75 ms, short polling interval/2 + RTT/2 = 575 ms
+    assert "| sse | uvicorn/memory | 100 | 150 | 80.0 | 95.0 | 75.0 | 5.0 | 1.0x |" in text
+    assert "| poll | uvicorn/memory | 100 | 150 | 80.0 | 95.0 | 575 | -495 |" in text
+    assert (tmp_path / "latency_vs_rtt.png").read_bytes().startswith(b"\x89PNG")
+    back, _, _ = read_results(tmp_path)
+    assert {(r.rtt_ms, r.jitter_ms) for r in back} == {(0.0, 0.0), (150.0, 15.0)}
+
+
+def test_results_written_before_the_network_lab_read_back_as_loopback(tmp_path):
+    write_results(tmp_path, ROWS, {r.run_id: [1.0] for r in ROWS}, {"date": "d"})
+    lines = (tmp_path / "results.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    keep = [i for i, name in enumerate(header) if name not in ("rtt_ms", "jitter_ms", "bandwidth_kbps", "client",
+                                                                 "proxy_cpu_pct")]
+    (tmp_path / "results.csv").write_text("\n".join(",".join(line.split(",")[i] for i in keep) for line in lines))
+    back, _, _ = read_results(tmp_path)
+    assert len(back) == len(ROWS) and {r.network for r in back} == {"loopback"}

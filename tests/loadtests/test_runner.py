@@ -22,3 +22,25 @@ def test_a_sweep_beyond_the_bound_runs_one_at_a_time():
 def test_an_explicit_choice_wins():
     assert parallel_runs(specs(1000, 4), Settings(parallel=2)) == 2
     assert parallel_runs(specs(5, 4), Settings(parallel=1)) == 1
+
+
+def test_a_network_sweep_runs_each_point_and_its_floor_behind_each_network():
+    from loadtests.__main__ import Block, plan
+
+    networks = ((0.0, 0.0, 0.0), (150.0, 15.0, 0.0))
+    specs = plan([Block(("sse",), (100,), (("uvicorn", "memory"),), networks=networks)], floor=True)
+    assert [(s.server, s.rtt_ms, s.jitter_ms) for s in specs] == [
+        ("uvicorn", 0.0, 0.0), ("floor", 0.0, 0.0), ("uvicorn", 150.0, 15.0), ("floor", 150.0, 15.0)]
+    assert len({s.run_id for s in specs}) == 4
+    assert specs[2].run_id.endswith("-rtt150j15")
+
+
+def test_the_standard_network_is_four_round_trips_with_ten_percent_jitter():
+    import argparse
+
+    from loadtests.__main__ import networks_of
+
+    args = argparse.Namespace(network="standard", rtt_ms=None, jitter_ms=None, bandwidth_kbps=None)
+    assert networks_of(args) == ((0.0, 0.0, 0.0), (50.0, 5.0, 0.0), (150.0, 15.0, 0.0), (300.0, 30.0, 0.0))
+    args = argparse.Namespace(network=None, rtt_ms="20", jitter_ms="4", bandwidth_kbps="0,500")
+    assert networks_of(args) == ((20.0, 4.0, 0.0), (20.0, 4.0, 500.0))
