@@ -34,6 +34,8 @@ from typing import Any
 
 import psutil
 
+from loadtests import netem
+
 ROOT = Path(__file__).resolve().parent.parent
 _VERSION = re.compile(rb'"version": ?(\d+)')
 _CHANGED = re.compile(rb'"changed_ms": ?([0-9.eE+-]+)')
@@ -282,9 +284,17 @@ def one_round(args: argparse.Namespace) -> Round:
         port = args.port or _free_port()
         if args.url is None:
             server = start_server(args.serve, port, Path(data_dir))
+        proxy = None
         try:
+            shape = netem.Shape(args.rtt_ms, args.jitter_ms, args.bandwidth_kbps)
+            if shape.shaped:  # viewers behind loadtests.netem; commands and memory readings go direct
+                proxy, args.view_port = netem.start_process(port, shape)
             return _measure(args, port, psutil.Process(server.pid) if server else None)
         finally:
+            if proxy is not None:
+                proxy.kill()
+                proxy.wait()
+                args.view_port = None
             if server is not None:
                 server.terminate()
                 server.wait(timeout=20)
@@ -301,7 +311,8 @@ def _measure(args: argparse.Namespace, port: int, server: psutil.Process | None)
     for index in range(args.procs):
         count = args.viewers // args.procs + (index < args.viewers % args.procs)
         parent, child = context.Pipe()
-        process = context.Process(target=_client_main, args=(port, slug, args.transport, count, child))
+        process = context.Process(target=_client_main,
+                                  args=(getattr(args, "view_port", None) or port, slug, args.transport, count, child))
         process.start()
         pipes.append(parent)
         clients.append(process)
@@ -351,6 +362,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between commands")
     parser.add_argument("--procs", type=int, default=1, help="client processes")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rtt-ms", type=float, default=0.0, help="round trip added by loadtests.netem")
+    parser.add_argument("--jitter-ms", type=float, default=0.0, help="± on that round trip")
+    parser.add_argument("--bandwidth-kbps", type=float, default=0.0, help="per viewer and direction (0: none)")
     args = parser.parse_args(argv)
     args.port = int(args.url.rsplit(":", 1)[1]) if args.url else None
     rounds = []
