@@ -14,25 +14,24 @@ from typing import Annotated, Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.http import require_http_methods
 from pydantic import BaseModel, ConfigDict, Field
 
 from rooms.access import Access
-from rooms.api.http import client_address, json_body, json_error, json_response, result_response, room_endpoint
+from rooms.api.http import client_address, json_body, json_response, result_response, room_endpoint
+from rooms.api.multipart import declared_length, declared_too_large, multipart_file, too_large
 from rooms.commands import MAX_URL_LENGTH, validated
 from rooms.conf import conf
 from rooms.intake import author_refusal, upload_submit
-from rooms.limits import CLIENT_COMMANDS, retry_after_header
+from rooms.limits import CLIENT_COMMANDS
 from rooms.media.quota import upload_quota, upload_record
 from rooms.media.refresh import RefreshFailed, room_media_refresh
 from rooms.media.uploads import NotMedia, StreamingMediaUploadHandler, keep_upload, remove_upload
 from rooms.models import Room
 from rooms.queue import upload_enqueue
+from rooms.results import Result, invalid, limited, not_found, refused
 from rooms.state import InvalidCommand, Media
 
-# Room for the multipart boundaries, part headers and the small form fields around the file.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 # The form field ``queue`` with one of these sends the upload to the queue.
 QUEUE_FLAG_VALUES = ("1", "true", "on", "yes")
 
@@ -48,37 +47,33 @@ class MediaError(BaseModel):
 def room_media_upload(request: HttpRequest, slug: str, access: Access) -> HttpResponse:
     """``POST /api/rooms/{slug}/media``: multipart ``file`` (+ optional ``client_id``, ``client_ms``)."""
     max_bytes = conf.UPLOAD_MAX_BYTES
-    length = request.META.get("CONTENT_LENGTH") or ""
-    if length.isdigit() and int(length) > max_bytes + MULTIPART_OVERHEAD_BYTES:
-        return _too_large(max_bytes)
+    too_large_error = f"the file is larger than the upload limit of {max_bytes} bytes"
+    if declared_too_large(request, max_bytes):
+        return result_response(too_large(too_large_error))
     if (refusal := author_refusal(access, None)) is not None:
         return result_response(refusal)  # before the file is read: a refused upload must not fill the disk
     address = client_address(request)
-    if (wait := upload_quota.take(address, int(length) if length.isdigit() else max_bytes)) is not None:
-        return json_response({"error": "too many uploads from this address; wait and try again"}, 429,
-                             Retry_After=retry_after_header(wait))
+    if (wait := upload_quota.take(address, declared_length(request) or max_bytes)) is not None:
+        return result_response(limited("too many uploads from this address; wait and try again", wait))
     handler = StreamingMediaUploadHandler(request, max_bytes=max_bytes)
-    request.upload_handlers = [handler]
     try:
-        try:
-            upload = request.FILES.get("file")
-            fields = request.POST
-        except MultiPartParserError as exc:
-            return json_error(400, f"malformed multipart body: {exc}", "file")
-        if handler.too_large:
-            return _too_large(max_bytes)
-        if upload is None or handler.path is None:
-            return json_error(400, "a multipart field 'file' with the media file is required", "file")
+        parsed = multipart_file(request, handler, too_large_error=too_large_error,
+                                missing_error="a multipart field 'file' with the media file is required")
+        if isinstance(parsed, Result):
+            return result_response(parsed)
+        upload, fields = parsed
+        if handler.path is None:
+            return result_response(invalid("a multipart field 'file' with the media file is required", "file"))
         if not upload.size:
-            return json_error(400, "the file is empty", "file")
+            return result_response(invalid("the file is empty", "file"))
         try:
             client_id, client_ms = _author(fields)
         except InvalidCommand as exc:
-            return json_error(400, exc.error, exc.field)
+            return result_response(invalid(exc.error, exc.field))
         try:
             stored = keep_upload(handler, upload.name or "")
         except NotMedia as exc:
-            return json_error(400, str(exc), "file")
+            return result_response(invalid(str(exc), "file"))
     finally:
         handler.discard()  # whatever was not kept
     media = Media(url=f"{settings.MEDIA_URL}{stored.name}", title=stored.title, duration=None, source="upload")
@@ -88,7 +83,7 @@ def room_media_upload(request: HttpRequest, slug: str, access: Access) -> HttpRe
     else:
         result = upload_submit(slug=slug, access=access, media=media, client_id=client_id, client_ms=client_ms)
     if not result.accepted:
-        remove_upload(stored.name)
+        remove_upload(stored.name)  # its Upload row goes with the next sweep's grace period
     return result_response(result)
 
 
@@ -108,10 +103,6 @@ def _author(fields: Any) -> tuple[str | None, float | None]:
     return client_id, client_ms
 
 
-def _too_large(max_bytes: int) -> HttpResponse:
-    return json_error(413, f"the file is larger than the upload limit of {max_bytes} bytes")
-
-
 @require_http_methods(["POST"])
 @room_endpoint()
 def room_media_error(request: HttpRequest, slug: str, access: Access) -> HttpResponse:
@@ -119,15 +110,15 @@ def room_media_error(request: HttpRequest, slug: str, access: Access) -> HttpRes
     try:
         data = validated(MediaError, json_body(request))
     except InvalidCommand as exc:
-        return json_error(400, exc.error, exc.field)
-    if CLIENT_COMMANDS.take((slug, data.client_id)) is not None:
-        return json_error(429, "too many reports from this client_id; slow down")
+        return result_response(invalid(exc.error, exc.field))
+    if (wait := CLIENT_COMMANDS.take((slug, data.client_id))) is not None:
+        return result_response(limited("too many reports from this client_id; slow down", wait))
     try:
         outcome = room_media_refresh(slug=slug, reported_url=data.url)
     except Room.DoesNotExist:
-        return json_error(404, f"no room {slug!r}")
+        return result_response(not_found(slug))
     except RefreshFailed as exc:
-        return json_error(502, f"re-resolving the media failed: {exc}")
+        return result_response(refused("failed", f"re-resolving the media failed: {exc}"))
     body = {"accepted": outcome.refreshed, "state": outcome.state.to_dict()}
     if not outcome.refreshed:
         body["reason"] = outcome.reason

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.http import require_http_methods
 
 from rooms.access import Access
-from rooms.api.http import client_address, json_error, json_response, room_endpoint
+from rooms.api.http import client_address, result_response, room_endpoint
+from rooms.api.multipart import declared_too_large, multipart_file, too_large
 from rooms.media.subtitles import (
     MAX_SUBTITLE_BYTES,
     NotSubtitles,
@@ -26,10 +26,8 @@ from rooms.media.subtitles import (
     track_lang,
 )
 from rooms.models import Room
+from rooms.results import Result, accepted, invalid, not_found, refused
 from rooms.state import InvalidCommand, Subtitle
-
-# Multipart boundaries, part headers and the small fields (label, lang, client_id) around the file.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 @require_http_methods(["POST"])
@@ -37,21 +35,16 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 def room_subtitles(request: HttpRequest, slug: str, access: Access) -> HttpResponse:
     """Multipart ``file`` (+ optional ``label``, ``lang``, ``client_id``) -> 200 ``{"accepted", "state"}``."""
     if not access.can_control:
-        return json_error(403, "only the owner and hosts may add subtitles in this room")
-    length = request.META.get("CONTENT_LENGTH") or ""
-    if length.isdigit() and int(length) > MAX_SUBTITLE_BYTES + MULTIPART_OVERHEAD_BYTES:
-        return _too_large()
+        return result_response(refused("denied", "only the owner and hosts may add subtitles in this room"))
+    too_large_error = f"the subtitle file is larger than {MAX_SUBTITLE_BYTES} bytes"
+    if declared_too_large(request, MAX_SUBTITLE_BYTES):
+        return result_response(too_large(too_large_error))
     handler = SubtitleUploadHandler(request, max_bytes=MAX_SUBTITLE_BYTES)
-    request.upload_handlers = [handler]
-    try:
-        upload = request.FILES.get("file")
-        fields = request.POST
-    except MultiPartParserError as exc:
-        return json_error(400, f"malformed multipart body: {exc}", "file")
-    if handler.too_large:
-        return _too_large()
-    if upload is None:
-        return json_error(400, "a multipart field 'file' with a WebVTT or SubRip file is required", "file")
+    parsed = multipart_file(request, handler, too_large_error=too_large_error,
+                            missing_error="a multipart field 'file' with a WebVTT or SubRip file is required")
+    if isinstance(parsed, Result):
+        return result_response(parsed)
+    fields = parsed[1]
     client_id = access.client_id or fields.get("client_id") or ""
     try:
         if len(client_id) > 64:
@@ -59,21 +52,17 @@ def room_subtitles(request: HttpRequest, slug: str, access: Access) -> HttpRespo
         track_fields = {"label": track_label(fields.get("label")), "lang": track_lang(fields.get("lang"))}
         webvtt = to_webvtt(bytes(handler.data))
     except InvalidCommand as exc:
-        return json_error(400, exc.error, exc.field)
+        return result_response(invalid(exc.error, exc.field))
     except NotSubtitles as exc:
-        return json_error(400, str(exc), "file")
+        return result_response(invalid(str(exc), "file"))
     name = store_subtitles(webvtt, slug=slug, client_id=client_id, address=client_address(request))
     track = Subtitle(url=f"{settings.MEDIA_URL}{name}", **track_fields)
     try:
         state = room_add_subtitles(slug=slug, track=track, author=client_id or None)
     except Room.DoesNotExist:
         remove_subtitles(name)
-        return json_error(404, f"no room {slug!r}")
+        return result_response(not_found(slug))
     except InvalidCommand as exc:
         remove_subtitles(name)
-        return json_error(400, exc.error, exc.field)
-    return json_response({"accepted": True, "state": state.to_dict()}, Cache_Control="no-store")
-
-
-def _too_large() -> HttpResponse:
-    return json_error(413, f"the subtitle file is larger than {MAX_SUBTITLE_BYTES} bytes")
+        return result_response(invalid(exc.error, exc.field))
+    return result_response(accepted(state))

@@ -19,9 +19,10 @@ from typing import Any
 import srt
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.core.files.uploadhandler import StopUpload
 from django.db import transaction
 
+from rooms.media.uploads import CappedUploadHandler
 from rooms.models import Room, Upload
 from rooms.services import now_ms, room_save_version
 from rooms.state import InvalidCommand, RoomState, Subtitle, add_subtitles
@@ -116,13 +117,11 @@ def track_lang(raw: Any) -> str:
     return str(raw)
 
 
-class SubtitleUploadHandler(FileUploadHandler):
+class SubtitleUploadHandler(CappedUploadHandler):
     """Keep the multipart field ``file`` in memory, and stop the upload once it passes ``max_bytes``."""
 
     def __init__(self, request: Any = None, *, max_bytes: int = MAX_SUBTITLE_BYTES) -> None:
-        super().__init__(request)
-        self.max_bytes = max_bytes
-        self.too_large = False
+        super().__init__(request, max_bytes=max_bytes)
         self.data = bytearray()
         self._receiving = False
         self._received = False

@@ -71,13 +71,20 @@ class UploadTooLarge(Exception):
     pass
 
 
-class StreamingMediaUploadHandler(FileUploadHandler):
-    """Write the upload to ``.incoming`` chunk by chunk; stop once it passes ``max_bytes``."""
+class CappedUploadHandler(FileUploadHandler):
+    """An upload handler that stops keeping the field ``file`` once it passes ``max_bytes`` (``too_large``)."""
 
     def __init__(self, request: Any = None, *, max_bytes: int) -> None:
         super().__init__(request)
         self.max_bytes = max_bytes
         self.too_large = False
+
+
+class StreamingMediaUploadHandler(CappedUploadHandler):
+    """Write the upload to ``.incoming`` chunk by chunk; stop once it passes ``max_bytes``."""
+
+    def __init__(self, request: Any = None, *, max_bytes: int) -> None:
+        super().__init__(request, max_bytes=max_bytes)
         self.path: Path | None = None
         self._handle: Any = None
         self._size = 0
