@@ -7,6 +7,7 @@ code); each transport maps it once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ class Admission:
 ACCESS_CACHE_S = 10.0
 ACCESS_CACHE_MAX = 10_000
 _admitted: dict[tuple[str, str | None, str | None], tuple[float, Access]] = {}
+_asking: dict[tuple[str, str | None, str | None], asyncio.Future[Access]] = {}
+_generation: dict[str, int] = {}  # per room, +1 on every forget_room
 
 
 async def admit(scope: Scope, slug: str, *, token_in_query: bool) -> Admission:
@@ -68,8 +71,18 @@ async def admit(scope: Scope, slug: str, *, token_in_query: bool) -> Admission:
     kept = _admitted.get(key)
     if kept is not None and kept[0] > time.monotonic():
         return Admission(access=kept[1], token=token, address=address)
+    # One question in flight per key: when a kept answer expires, the pollers sharing it
+    # (one address, no token) would otherwise all ask at once and queue in the sync thread.
+    generation = _generation.get(slug, 0)
+    asking = _asking.get(key)
+    if asking is None:
+        asking = _asking[key] = asyncio.ensure_future(check(slug=slug, token=token, address=address))
+        asking.add_done_callback(lambda done: _asking.pop(key) if _asking.get(key) is done else None)
     try:
-        access = await check(slug=slug, token=token, address=address)
+        access = await asyncio.shield(asking)
+        if _generation.get(slug, 0) != generation:  # asked before the room's access changed: ask anew
+            return Admission(access=await check(slug=slug, token=token, address=address), token=token,
+                             address=address)
     except AccessDenied as denied:
         raise Refused(denied.status, denied.error) from None
     now = time.monotonic()
@@ -84,8 +97,11 @@ async def admit(scope: Scope, slug: str, *, token_in_query: bool) -> Admission:
 
 def forget_room(slug: str) -> None:
     """Ask rooms.access again for the room's next connections (a member ended, access narrowed)."""
+    _generation[slug] = _generation.get(slug, 0) + 1
     for key in [key for key in _admitted if key[0] == slug]:
         del _admitted[key]
+    for key in [key for key in _asking if key[0] == slug]:
+        del _asking[key]  # an answer on its way may predate the change: not shared any more
 
 
 @database_sync_to_async
