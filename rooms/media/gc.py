@@ -11,15 +11,14 @@ grace period ends: within the contract's 5 s.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
 
+from rooms.background import PeriodicThread
 from rooms.conf import conf
 from rooms.models import Room, Upload
 
@@ -66,36 +65,20 @@ def uploads_sweep(now_ms: float | None = None) -> list[str]:
     return deleted
 
 
-_sweeper: threading.Thread | None = None
-_sweeper_guard = threading.Lock()
-_sweeper_stop = threading.Event()
+def _sweep_and_log() -> None:
+    deleted = uploads_sweep()
+    if deleted:
+        logger.info("deleted %d unreferenced upload(s): %s", len(deleted), ", ".join(deleted))
+
+
+_sweeper = PeriodicThread(name="upload-sweeper", work=_sweep_and_log,
+                          interval_s=lambda: min(SWEEP_INTERVAL_S, max(0.2, conf.UPLOAD_GRACE_S / 2)))
 
 
 def ensure_upload_sweeper() -> None:
     """Start this process's sweep thread, once."""
-    global _sweeper
-    with _sweeper_guard:
-        if _sweeper is not None and _sweeper.is_alive():
-            return
-        _sweeper_stop.clear()
-        _sweeper = threading.Thread(target=_run, name="upload-sweeper", daemon=True)
-        _sweeper.start()
+    _sweeper.ensure_started()
 
 
 def stop_upload_sweeper() -> None:
-    _sweeper_stop.set()
-    if _sweeper is not None:
-        _sweeper.join(timeout=30)
-
-
-def _run() -> None:
-    interval = min(SWEEP_INTERVAL_S, max(0.2, conf.UPLOAD_GRACE_S / 2))
-    while not _sweeper_stop.wait(interval):
-        try:
-            deleted = uploads_sweep()
-            if deleted:
-                logger.info("deleted %d unreferenced upload(s): %s", len(deleted), ", ".join(deleted))
-        except Exception:
-            logger.exception("the upload sweep failed; trying again in %s s", interval)
-        finally:
-            close_old_connections()
+    _sweeper.stop()

@@ -11,8 +11,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db import close_old_connections
-
+from rooms.background import PeriodicThread
 from rooms.conf import conf
 from rooms.media.sources import refresh_due, resolve_media
 from rooms.models import Room
@@ -97,40 +96,22 @@ def refresh_due_rooms(at_ms: float | None = None) -> list[str]:
     return refreshed
 
 
-_refresher: threading.Thread | None = None
-_refresher_guard = threading.Lock()
-_refresher_stop = threading.Event()
+def _refresh_and_log() -> None:
+    refreshed = refresh_due_rooms()
+    if refreshed:
+        logger.info("refreshed expiring media of rooms %s", ", ".join(refreshed))
+
+
+_refresher = PeriodicThread(name="media-refresher", work=_refresh_and_log,
+                            interval_s=lambda: conf.RESOLVE_CHECK_INTERVAL_S)
 
 
 def ensure_refresher() -> None:
     """Start this process's background check for due rooms, once (VSYNC_RESOLVE_CHECK_INTERVAL_S > 0)."""
-    global _refresher
-    if conf.RESOLVE_CHECK_INTERVAL_S <= 0:
-        return
-    with _refresher_guard:
-        if _refresher is not None and _refresher.is_alive():
-            return
-        _refresher_stop.clear()
-        _refresher = threading.Thread(target=_run_refresher, name="media-refresher", daemon=True)
-        _refresher.start()
+    if conf.RESOLVE_CHECK_INTERVAL_S > 0:
+        _refresher.ensure_started()
 
 
 def stop_refresher() -> None:
     """Stop the background check and wait for it (tests; a process that exits needs nothing)."""
-    _refresher_stop.set()
-    if _refresher is not None:
-        _refresher.join(timeout=30)
-
-
-def _run_refresher() -> None:
-    while (interval := conf.RESOLVE_CHECK_INTERVAL_S) > 0:
-        if _refresher_stop.wait(interval):
-            return
-        try:
-            refreshed = refresh_due_rooms()
-            if refreshed:
-                logger.info("refreshed expiring media of rooms %s", ", ".join(refreshed))
-        except Exception:
-            logger.exception("the media refresher failed; trying again in %s s", interval)
-        finally:
-            close_old_connections()
+    _refresher.stop()
