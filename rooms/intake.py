@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rooms.access import Access, AccessDenied, room_access
 from rooms.buffering import room_buffering_check
-from rooms.commands import command_from_data, validated
+from rooms.commands import command_from_data, validated_or_invalid
 from rooms.conf import conf
 from rooms.limits import (
     ADDRESS_COMMANDS,
@@ -264,10 +264,9 @@ def policy_submit(*, slug: str, access: Access, data: Any) -> Result:
     """v1's ``/policy``: anybody in a room without an owner, the owner alone in one that has one."""
     if (refusal := _settings_refusal(slug, access, owner_only=access.owned)) is not None:
         return refusal
-    try:
-        change = validated(PolicyChange, data)
-    except InvalidCommand as exc:
-        return invalid(exc.error, exc.field)
+    change = validated_or_invalid(PolicyChange, data)
+    if isinstance(change, Result):
+        return change
     room = room_policy_change(slug=slug, buffering_policy=change.buffering_policy,
                               buffering_timeout_s=change.buffering_timeout_s)
     return accepted(payload={"buffering_policy": room.buffering_policy,
@@ -278,10 +277,9 @@ def settings_submit(*, slug: str, access: Access, data: Any) -> Result:
     """The owner's ``/settings``: name, password (null removes it), listed, control, buffering."""
     if (refusal := _settings_refusal(slug, access, owner_only=True)) is not None:
         return refusal
-    try:
-        change = validated(SettingsChange, data)
-    except InvalidCommand as exc:
-        return invalid(exc.error, exc.field)
+    change = validated_or_invalid(SettingsChange, data)
+    if isinstance(change, Result):
+        return change
     fields = change.model_dump(exclude_unset=True)
     name = fields.get("name")
     if name is not None and not name.strip():

@@ -16,14 +16,13 @@ from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field
 
 from rooms.access import Access, banned, hash_token, new_secret, owner_token_valid
-from rooms.commands import validated
+from rooms.commands import validated_or_invalid
 from rooms.conf import conf
 from rooms.limits import ADDRESS_JOIN_FAILURES, address_limit
 from rooms.models import Ban, Member, Room
 from rooms.presence import MEMBER_AWAY_S, room_full
-from rooms.results import Result, accepted, invalid, limited, not_found, refused
+from rooms.results import Result, accepted, limited, not_found, refused
 from rooms.signals import member_ended, room_access_changed
-from rooms.state import InvalidCommand
 
 ClientId = Annotated[str, Field(min_length=1, max_length=64)]
 # The WebSocket close code a kicked member's connections end with (CONTRACT v2).
@@ -56,10 +55,9 @@ def join_submit(*, slug: str, data: Any, token: str | None, address: str | None)
     ``token`` is the one the client already holds (cookie or Bearer), if any: it proves
     that a rejoining owner or host is the same person.
     """
-    try:
-        join = validated(Join, data)
-    except InvalidCommand as exc:
-        return invalid(exc.error, exc.field)
+    join = validated_or_invalid(Join, data)
+    if isinstance(join, Result):
+        return join
     room = Room.objects.filter(slug=slug).first()
     if room is None:
         return not_found(slug)
@@ -70,7 +68,7 @@ def join_submit(*, slug: str, data: Any, token: str | None, address: str | None)
         return refused("denied", "you are banned from this room")
     if (wait := _failures_wait(address)) is not None:
         return limited("too many wrong passwords or owner tokens from this address; wait", wait)
-    role = Member.Role.VIEWER
+    role: str = Member.Role.VIEWER
     if join.owner_token:
         if not owner_token_valid(room, join.owner_token):
             return _failed(address, "wrong owner token", "owner_token")
@@ -116,10 +114,9 @@ def roles_submit(*, slug: str, access: Access, data: Any) -> Result:
     """``/roles``, owner only: make a member a host, or a viewer again."""
     if not access.is_owner:
         return refused("denied", "only the room's owner grants roles")
-    try:
-        change = validated(RoleChange, data)
-    except InvalidCommand as exc:
-        return invalid(exc.error, exc.field)
+    change = validated_or_invalid(RoleChange, data)
+    if isinstance(change, Result):
+        return change
     member = Member.objects.filter(room__slug=slug, client_id=change.client_id).exclude(token_hash="").first()
     if member is None:
         return refused("not_found", f"no member {change.client_id!r} has joined this room", "client_id")
@@ -133,10 +130,9 @@ def kick_submit(*, slug: str, access: Access, data: Any) -> Result:
     """``/kick``, owner or host: revoke a member's token and end its connections; ``ban`` keeps it out."""
     if not access.moderates:
         return refused("denied", "only the owner and hosts kick members")
-    try:
-        kick = validated(Kick, data)
-    except InvalidCommand as exc:
-        return invalid(exc.error, exc.field)
+    kick = validated_or_invalid(Kick, data)
+    if isinstance(kick, Result):
+        return kick
     with transaction.atomic():
         room = Room.objects.select_for_update().filter(slug=slug).first()
         if room is None:
