@@ -42,6 +42,7 @@ from loadtests import netem  # noqa: E402
 from loadtests.report import rewrite_report  # noqa: E402
 from loadtests.runner import (  # noqa: E402
     FLOOR,
+    PROBE_FROM_VIEWERS,
     ROOT,
     VIEWER_CLASSES,
     RunSpec,
@@ -112,6 +113,17 @@ def plan(blocks: Iterable[Block], floor: bool) -> list[RunSpec]:
     return specs
 
 
+def with_clients(specs: list[RunSpec], choice: str) -> list[RunSpec]:
+    """``auto``: the lean probe from PROBE_FROM_VIEWERS viewers (locust is client-bound there), locust below;
+    ``both``: every run with each client, so that the report shows both where both ran."""
+    if choice == "both":
+        return [dataclasses.replace(spec, client=client) for spec in specs for client in ("locust", "probe")]
+    if choice == "auto":
+        return [dataclasses.replace(spec, client="probe" if spec.viewers >= PROBE_FROM_VIEWERS else "locust")
+                for spec in specs]
+    return [dataclasses.replace(spec, client=choice) for spec in specs]
+
+
 def networks_of(args: argparse.Namespace) -> tuple[tuple[float, float, float], ...]:
     """The (rtt, jitter, bandwidth) of each run from ``--network``, ``--rtt-ms``, ``--jitter-ms``, ``--bandwidth-kbps``.
 
@@ -157,7 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     networks = networks_of(args)
     if networks != ((0.0, 0.0, 0.0),):
         blocks = [dataclasses.replace(block, networks=networks) for block in blocks]
-    specs = plan(blocks, floor)
+    specs = with_clients(plan(blocks, floor), args.client)
     now = dt.datetime.now(dt.UTC)
     out = Path(args.out) if args.out else RESULTS / (now.strftime("%Y-%m-%d") if args.standard
                                                     else now.strftime("%Y-%m-%d-%H%M%S"))
@@ -176,6 +188,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             "long-poll timeout s": settings.longpoll_timeout,
             "Redis layer": f"{settings.redis_processes} server processes + redis-server, viewers spread evenly",
             "locust processes": settings.locust_processes or "1 per 1,000 viewers (at most one per CPU)",
+            "load generator": {"auto": f"locust below {PROBE_FROM_VIEWERS:,} viewers, the lean probe "
+                                       "(loadtests.probe_driver, uvloop, 1 process per 2,500 viewers) from there",
+                               "both": "every run with locust and again with the lean probe (loadtests.probe_driver)",
+                               "probe": "the lean probe (loadtests.probe_driver, uvloop, 1 process per 2,500 "
+                                        "viewers)", "locust": "locust"}[args.client],
             "server CPU and RSS": "summed over the server processes (and redis-server on the Redis layer); "
                                   "CPU 100 % = one core, averaged over the busy window",
             "floor": "loadtests/floor.py" if floor else "none (loadtests/floor.py not present)",
@@ -259,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--jitter-ms", help="± jitter on the round trip, in ms or as a share of it (10%%)")
     run.add_argument("--bandwidth-kbps", help="comma-separated link rates per connection and direction (0: none)")
     run.add_argument("--network", choices=["standard"], help="standard: RTT 0, 50, 150 and 300 ms, 10 %% jitter")
+    run.add_argument("--client", choices=["auto", "probe", "locust", "both"], default="auto",
+                     help=f"the load generator (auto: loadtests.probe_driver from {PROBE_FROM_VIEWERS:,} viewers, "
+                          "locust below; both: every run with each)")
     run.add_argument("--out", help="output folder (default loadtests/results/<date>)")
     run.add_argument("--quiet", action="store_true")
     run.set_defaults(handler=cmd_run)

@@ -29,8 +29,8 @@ def write_plots(out_dir: Path, rows: list[Row], cdf: dict[str, list[float]]) -> 
         plt.close(fig)
         written.append("latency_vs_rtt.png")
     # The plots against viewers are for one network: loopback when the sweep has it, else the first.
-    network = min((r.network for r in busy_rows), key=lambda n: (n != "loopback", n), default="loopback")
-    points = group(r for r in busy_rows if r.network == network)
+    section = min((r.section for r in busy_rows), key=lambda n: (n != "loopback", n), default="loopback")
+    points = group(r for r in busy_rows if r.section == section)
     for name, draw in (("latency_cdf.png", latency_cdf), ("p99_vs_viewers.png", p99_vs_viewers),
                        ("bytes_per_viewer_minute.png", bytes_per_viewer_minute),
                        ("server_cpu_per_1000_viewers.png", server_cpu_per_1000)):
@@ -106,7 +106,8 @@ def latency_vs_rtt(rows: list[Row]) -> plt.Figure | None:
     grouped: dict[tuple[str, str, int, float], list[Row]] = {}
     for row in rows:
         if not row.bandwidth_kbps:
-            grouped.setdefault((row.transport, row.config, row.viewers, row.rtt_ms), []).append(row)
+            config = row.config if row.client == "locust" else f"{row.config} ({row.client})"
+            grouped.setdefault((row.transport, config, row.viewers, row.rtt_ms), []).append(row)
     transports = [t for t in ("poll", "longpoll", "sse", "ws") if any(key[0] == t for key in grouped)]
     columns = min(2, len(transports))
     fig, axes = plt.subplots(math.ceil(len(transports) / columns), columns, figsize=(5.2 * columns, 3.9 *

@@ -246,8 +246,8 @@ def idle_table(rows: list[Row]) -> list[str]:
 
 
 def networks(rows: list[Row]) -> list[str]:
-    """The networks of ``rows``, loopback first, then by RTT and bandwidth."""
-    order = {r.network: (r.rtt_ms, r.jitter_ms, -r.bandwidth_kbps) for r in rows}
+    """The sections (network and client) of ``rows``, loopback first, then by RTT and bandwidth."""
+    order = {r.section: (r.rtt_ms, r.jitter_ms, -r.bandwidth_kbps, r.client) for r in rows}
     return sorted(order, key=lambda name: (name != "loopback", order[name]))
 
 
@@ -271,24 +271,26 @@ def network_table(rows: list[Row], meta: dict[str, Any]) -> list[str]:
     lines = ["| transport | server | viewers | RTT ms | p50 ms | p99 ms | p50 model ms | p50 - model ms "
              "| p99 ÷ floor | KiB/viewer-min busy | requests/viewer-min busy | proxy CPU % |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    by_key: dict[tuple[str, str, int, float, float], list[Row]] = {}
+    by_key: dict[tuple[str, str, str, int, float, float], list[Row]] = {}
     for row in rows:
-        by_key.setdefault((row.transport, row.config, row.viewers, row.rtt_ms, row.bandwidth_kbps), []).append(row)
+        by_key.setdefault((row.transport, row.client, row.config, row.viewers, row.rtt_ms, row.bandwidth_kbps),
+                          []).append(row)
     points = {key: Point(value) for key, value in by_key.items()}
 
-    def order(key: tuple[str, str, int, float, float]) -> tuple[Any, ...]:
-        transport, config, viewers, rtt, bandwidth = key
-        return (TRANSPORT_ORDER.index(transport) if transport in TRANSPORT_ORDER else 9, config == "floor/floor",
-                config, viewers, bandwidth, rtt)
+    def order(key: tuple[str, str, str, int, float, float]) -> tuple[Any, ...]:
+        transport, client, config, viewers, rtt, bandwidth = key
+        return (TRANSPORT_ORDER.index(transport) if transport in TRANSPORT_ORDER else 9, client,
+                config == "floor/floor", config, viewers, bandwidth, rtt)
 
     for key in sorted(points, key=order):
-        transport, config, viewers, rtt, bandwidth = key
+        transport, client, config, viewers, rtt, bandwidth = key
         point = points[key]
         model = interval_ms / 2 + rtt / 2 if transport == "poll" else rtt / 2
-        floor = points.get((transport, "floor/floor", viewers, rtt, bandwidth))
+        floor = points.get((transport, client, "floor/floor", viewers, rtt, bandwidth))
         p50 = point.median("p50_ms")
+        shown = config if client == "locust" else f"{config} ({client})"
         lines.append(
-            f"| {transport} | {config} | {viewers} | {rtt:g}{f' @ {bandwidth:g} kbit/s' if bandwidth else ''} "
+            f"| {transport} | {shown} | {viewers} | {rtt:g}{f' @ {bandwidth:g} kbit/s' if bandwidth else ''} "
             f"| {fmt_spread(point, 'p50_ms')} | {fmt_spread(point, 'p99_ms')} | {fmt(model)} | {fmt(p50 - model)} "
             f"| {ratio(point.median('p99_ms'), floor.median('p99_ms') if floor else math.nan)} "
             f"| {fmt(point.median('bytes_per_viewer_min_busy') / 1024)} "
@@ -323,7 +325,7 @@ def _render(rows: list[Row], idle_rows: list[Row], meta: dict[str, Any], plot_fi
             "the run client-bound. Where repeats exist, figures are medians with (min-max).", ""]
     if by_hand:
         out += [by_hand, ""]
-    if named:
+    if len({r.rtt_ms for r in rows}) > 1 or any(r.rtt_ms for r in rows):
         out += ["## Latency against the network's round trip", "",
                 "p50 model: short polling interval/2 + RTT/2 (this lab's poller fires on a timer; a poller that "
                 "waits an interval after each answer would see interval/2 + RTT), long polling, SSE and WebSocket "
@@ -331,7 +333,7 @@ def _render(rows: list[Row], idle_rows: list[Row], meta: dict[str, Any], plot_fi
                 "its next request is on the way). Proxy CPU is the netem process (100 = one core).", "",
                 *network_table(rows, meta), ""]
     for network in named or [""]:
-        mine = [r for r in rows if not network or r.network == network]
+        mine = [r for r in rows if not network or r.section == network]
         points = group(mine)
         where = f", {network}" if network else ""
         for config in _configs(points):
@@ -339,7 +341,7 @@ def _render(rows: list[Row], idle_rows: list[Row], meta: dict[str, Any], plot_fi
                     "", "### Overhead and server cost", "", *cost_table(points, config), "",
                     "### Reading (computed)", "", *reading(points, config), ""]
     for network in named or [""]:
-        points = group(r for r in rows if not network or r.network == network)
+        points = group(r for r in rows if not network or r.section == network)
         floor_rows = [p for (t, v, s, lay), p in sorted(points.items()) if s == "floor"]
         if not floor_rows:
             continue

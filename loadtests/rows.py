@@ -113,6 +113,11 @@ class Row:
             parts.append(f"{self.bandwidth_kbps:g} kbit/s")
         return ", ".join(parts)
 
+    @property
+    def section(self) -> str:
+        """The network and, unless it is locust, the load generator: rows that the report keeps apart."""
+        return self.network if self.client == "locust" else f"{self.network}, {self.client} client"
+
     def holds(self) -> bool:
         return (self.errors == 0 and self.out_of_order == 0 and self.samples > 0
                 and self.commands_per_s >= HOLD_COMMANDS * self.commands_per_s_set

@@ -42,6 +42,11 @@ SAMPLE_EVERY_S = 0.5
 # (four transports and their floors) used about a quarter of one core, servers and locust
 # summed. Bigger sweeps run one at a time: runs that share two cores would measure each other.
 PARALLEL_MAX_TOTAL_VIEWERS = 500
+# locust is client-bound from about 1,000 viewers (BENCHMARKING.md): from here the lean probe is the default.
+PROBE_FROM_VIEWERS = 1000
+# One uvloop probe process keeps up with a few thousand sockets (BENCHMARKING.md: 1,000 viewers at
+# p99 21-30 ms against the bare floor); more processes would take the server's cores.
+VIEWERS_PER_PROBE_PROCESS = 2500
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class RunSpec:
     rtt_ms: float = 0.0
     jitter_ms: float = 0.0
     bandwidth_kbps: float = 0.0
+    client: str = "locust"  # the load generator: locust or probe (loadtests.probe_driver)
 
     @property
     def scenario(self) -> str:
@@ -72,6 +78,8 @@ class RunSpec:
             suffix += f"-rtt{self.rtt_ms:g}j{self.jitter_ms:g}"
         if self.bandwidth_kbps:
             suffix += f"-bw{self.bandwidth_kbps:g}"
+        if self.client != "locust":
+            suffix += f"-{self.client}"
         return f"{self.transport}-{self.viewers}-{self.server}-{self.layer}-r{self.repeat}{suffix}"
 
 
@@ -323,6 +331,33 @@ def _locust_command(spec: RunSpec, settings: Settings, urls: list[str], room: st
     return [*command, VIEWER_CLASSES[spec.transport], "Controller"]
 
 
+def probe_processes(settings: Settings, viewers: int) -> int:
+    if settings.locust_processes:
+        return settings.locust_processes
+    return max(1, min(os.cpu_count() or 1, math.ceil(viewers / VIEWERS_PER_PROBE_PROCESS)))
+
+
+def client_processes(spec: RunSpec, settings: Settings) -> int:
+    return probe_processes(settings, spec.viewers) if spec.client == "probe" else locust_processes(settings,
+                                                                                                   spec.viewers)
+
+
+def probe_command(spec: RunSpec, settings: Settings, urls: list[str], room: str, run_dir: Path) -> list[str]:
+    """loadtests.probe_driver on the same timeline as locust's: ramp-up, idle, busy, a quiet tail."""
+    ramp_s = min(4.0, max(1.0, spec.viewers / 250))
+    if spec.idle_s:
+        idle_s, busy_s, rate = spec.idle_s + 1.0, 0.0, 0.0
+    else:
+        busy_s = max(3.0, settings.duration_s * 0.4)
+        idle_s, rate = max(2.0, settings.duration_s - ramp_s - busy_s - 2.0), settings.command_rate
+    return [sys.executable, "-m", "loadtests.probe_driver", "--hosts", ",".join(urls), "--room", room,
+            "--transport", spec.transport, "--viewers", str(spec.viewers),
+            "--procs", str(probe_processes(settings, spec.viewers)), "--ramp-s", f"{ramp_s:.1f}",
+            "--idle-s", f"{idle_s + 1.0:.1f}", "--busy-s", f"{busy_s:.1f}", "--command-rate", str(rate),
+            "--poll-interval", str(settings.poll_interval), "--stats-dir", str(run_dir),
+            "-t", f"{math.ceil(ramp_s + idle_s + busy_s + 4.0)}s"]
+
+
 def running(pid: int) -> bool:
     try:
         return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
@@ -389,11 +424,12 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
         base_rss = sampler.sample().server_rss
         room = create_room(servers.direct_urls[0], spec.run_id)
         sampler.start()
-        command = locust_command(spec, settings, servers.urls, room, run_dir)
+        make = probe_command if spec.client == "probe" else locust_command
+        command = make(spec, settings, servers.urls, room, run_dir)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("DJANGO_SETTINGS_MODULE", None)
         started = time.monotonic()
-        with open(run_dir / "locust.log", "wb") as log:
+        with open(run_dir / f"{spec.client}.log", "wb") as log:
             client = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                       start_new_session=True)
             sampler.client_pid = client.pid
@@ -406,7 +442,8 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
                 progress(spec, index, total, elapsed, planned, sampler, settings.quiet, one_line)
                 time.sleep(1.0)
         sampler.stop()
-        wait_for_dumps(run_dir, sampler, locust_processes(settings, spec.viewers))
+        # The probe's controller writes a dump of its own (the commands) beside its client processes'.
+        wait_for_dumps(run_dir, sampler, client_processes(spec, settings) + (spec.client == "probe"))
     finally:
         stop_process(client)
         servers.stop()
@@ -419,8 +456,8 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
                     server_cpu_pct_busy=sampler.server_cpu_pct(phases.busy), server_rss_mib=peak_rss / 2**20,
                     server_kib_per_viewer=(peak_rss - base_rss) / 1024 / max(spec.viewers, 1),
                     client_cpu_pct=client_total, client_max_process_cpu_pct=client_max,
-                    client_processes=locust_processes(settings, spec.viewers),
-                    command_rate=0.0 if spec.idle_s else settings.command_rate,
+                    client_processes=client_processes(spec, settings),
+                    command_rate=0.0 if spec.idle_s else settings.command_rate, client=spec.client,
                     proxy_cpu_pct=sampler.proxy_cpu_pct(phases.idle if spec.idle_s else phases.busy))
     if not settings.quiet:
         cpu = row.server_cpu_pct_idle if spec.idle_s else row.server_cpu_pct_busy

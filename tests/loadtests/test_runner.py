@@ -44,3 +44,14 @@ def test_the_standard_network_is_four_round_trips_with_ten_percent_jitter():
     assert networks_of(args) == ((0.0, 0.0, 0.0), (50.0, 5.0, 0.0), (150.0, 15.0, 0.0), (300.0, 30.0, 0.0))
     args = argparse.Namespace(network=None, rtt_ms="20", jitter_ms="4", bandwidth_kbps="0,500")
     assert networks_of(args) == ((20.0, 4.0, 0.0), (20.0, 4.0, 500.0))
+
+
+def test_the_lean_probe_takes_over_from_a_thousand_viewers_and_both_runs_each_point_twice():
+    from loadtests.__main__ import with_clients
+
+    runs = [RunSpec("ws", 999, "uvicorn", "memory"), RunSpec("ws", 1000, "uvicorn", "memory")]
+    assert [s.client for s in with_clients(runs, "auto")] == ["locust", "probe"]
+    both = with_clients(runs, "both")
+    assert [(s.viewers, s.client) for s in both] == [(999, "locust"), (999, "probe"), (1000, "locust"),
+                                                     (1000, "probe")]
+    assert len({s.run_id for s in both}) == 4

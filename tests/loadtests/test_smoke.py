@@ -40,3 +40,24 @@ def test_tiny_sweep_writes_sane_csv_report_and_plots(tmp_path):
                  "server_cpu_per_1000_viewers.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG"), name
     assert "## daphne/memory" in (out / "report.md").read_text()
+
+
+@pytest.mark.timeout(150)
+def test_the_lean_probe_client_fills_the_same_columns(tmp_path):
+    out = tmp_path / "probe"
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtests", "run", "--transports", "poll,sse,ws", "--viewers", "5", "--duration", "6",
+         "--client", "probe", "--no-floor", "--quiet", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=140)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(out / "results.csv", newline="") as handle:
+        rows = {row["transport"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"poll", "sse", "ws"}
+    for transport, row in rows.items():
+        assert row["client"] == "probe" and row["run_id"].endswith("-probe"), transport
+        assert int(row["viewers_seen"]) == 5, transport
+        assert int(row["samples"]) > 0 and int(row["errors"]) == 0 and int(row["out_of_order"]) == 0, transport
+        assert 0 < float(row["p50_ms"]) <= float(row["p99_ms"]), transport
+        assert float(row["bytes_per_viewer_min_busy"]) > 0, transport
+    assert float(rows["poll"]["requests_per_viewer_min_idle"]) > 30
+    assert float(rows["ws"]["requests_per_viewer_min_idle"]) == 0
