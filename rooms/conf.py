@@ -19,7 +19,7 @@ def _get(name: str, default: Any) -> Any:
 class Settings:
     @property
     def UPLOAD_MAX_BYTES(self) -> int:
-        return int(_get("VSYNC_UPLOAD_MAX_BYTES", 2 * 1024**3))
+        return int(_get("VSYNC_UPLOAD_MAX_BYTES", 512 * 1024**2))
 
     @property
     def MEDIA_ALLOW_HOSTS(self) -> list[str]:
@@ -67,6 +67,20 @@ class Settings:
     @property
     def UPLOAD_GRACE_S(self) -> float:
         return float(_get("VSYNC_UPLOAD_GRACE_S", 600.0))
+
+    @property
+    def UPLOAD_BYTES_PER_HOUR(self) -> int:
+        return int(_get("VSYNC_UPLOAD_BYTES_PER_HOUR", 2 * 1024**3))
+
+    @property
+    def X_ACCEL_MEDIA(self) -> str:
+        """make serve's internal nginx prefix for media handed over by X-Accel-Redirect ("": Django serves)."""
+        return str(_get("VSYNC_X_ACCEL_MEDIA", ""))
+
+    @property
+    def END_SCHEDULER(self) -> bool:
+        """Whether a serving process steps rooms on at the end of their media (tests turn it off)."""
+        return bool(_get("VSYNC_END_SCHEDULER", True))
 
 
 conf = Settings()

@@ -18,9 +18,9 @@ import threading
 import time
 from typing import Any
 
-from django.conf import settings
 from django.db import close_old_connections
 
+from rooms.conf import conf
 from rooms.models import Room
 from rooms.queue import room_advance_at_end
 from rooms.services import now_ms
@@ -160,7 +160,7 @@ def _on_state_changed(sender: Any, state: RoomState, **kwargs: Any) -> None:
 
 def ensure_scheduler() -> None:
     """Start this process's scheduler once (a serving process; off with VSYNC_END_SCHEDULER = False)."""
-    if not getattr(settings, "VSYNC_END_SCHEDULER", True):
+    if not conf.END_SCHEDULER:
         return
     room_state_changed.connect(_on_state_changed, dispatch_uid="rooms.scheduler")
     scheduler.start()

@@ -13,9 +13,8 @@ import os
 import re
 from typing import Any
 
-from django.conf import settings
-
 from rooms.commands import MAX_BODY_BYTES
+from rooms.conf import conf
 
 # Multipart boundaries, part headers and the small form fields around an uploaded file.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
@@ -42,7 +41,7 @@ def body_limit(method: str, path: str) -> int:
     """The most bytes of body a request to ``path`` may carry (the path as sent, still %-encoded)."""
     if method.upper() == "POST":
         if _UPLOAD.match(path):
-            return int(settings.VSYNC_UPLOAD_MAX_BYTES) + MULTIPART_OVERHEAD_BYTES
+            return conf.UPLOAD_MAX_BYTES + MULTIPART_OVERHEAD_BYTES
         if _SUBTITLES.match(path):
             return SUBTITLE_MAX_BYTES + MULTIPART_OVERHEAD_BYTES
         if path.startswith("/admin/"):

@@ -148,6 +148,10 @@ MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
 # 512 MiB: an hour of 720p video; the per-address quota (2 GiB an hour) allows four of them.
 VSYNC_UPLOAD_MAX_BYTES = int(os.environ.get("VSYNC_UPLOAD_MAX_BYTES", str(512 * 1024**2)))
 VSYNC_MEDIA_ALLOW_HOSTS = env_list("VSYNC_MEDIA_ALLOW_HOSTS", "")
+VSYNC_UPLOAD_BYTES_PER_HOUR = int(os.environ.get("VSYNC_UPLOAD_BYTES_PER_HOUR", str(2 * 1024**3)))
+# An upload no room refers to any more is deleted after this long (a queue edit or an
+# undo within it finds the file still there).
+VSYNC_UPLOAD_GRACE_S = float(os.environ.get("VSYNC_UPLOAD_GRACE_S", "600"))
 # yt-dlp resolution: the tallest progressive format picked, how long one resolution may
 # take, how long before a stream URL expires it is re-resolved (YouTube's live about
 # 6 h), the longest a resolved URL with no stated expiry is trusted, and how often the

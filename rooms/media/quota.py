@@ -12,8 +12,6 @@ import threading
 import time
 from collections import OrderedDict, deque
 
-from django.conf import settings
-
 from rooms.conf import conf
 from rooms.models import Room, Upload
 
@@ -24,7 +22,7 @@ MAX_ADDRESSES = 50_000
 
 
 def bytes_per_hour() -> int:
-    return int(getattr(settings, "VSYNC_UPLOAD_BYTES_PER_HOUR", 2 * 1024**3))
+    return conf.UPLOAD_BYTES_PER_HOUR
 
 
 class UploadQuota:

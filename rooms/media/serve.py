@@ -22,6 +22,9 @@ from django.utils._os import safe_join
 from django.utils.http import http_date, parse_http_date_safe
 from django.views.decorators.http import require_http_methods
 
+from rooms.conf import conf
+from rooms.etags import etag_matches
+
 BLOCK_SIZE = 256 * 1024
 # More ranges than this in one request (after merging overlapping ones) is how
 # range-amplification attacks look; such a Range header is ignored (RFC 9110 14.2).
@@ -99,12 +102,6 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return ranges if len(merged) == len(ranges) else merged
 
 
-def etag_matches(header: str, etag: str) -> bool:
-    """If-None-Match: a list of tags or ``*``, compared weakly (RFC 9110 13.1.2)."""
-    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
-    return "*" in tags or etag in tags
-
-
 async def _read_blocks(path: Path, ranges: list[tuple[int, int]], parts: list[tuple[bytes, bytes]] | None
                        ) -> AsyncIterator[bytes]:
     with open(path, "rb") as handle:
@@ -136,10 +133,10 @@ async def serve_media(request: HttpRequest, path: str) -> HttpResponseBase:
     headers = {"Accept-Ranges": "bytes", "ETag": etag, "Last-Modified": last_modified,
                "Cache-Control": UPLOAD_CACHE_CONTROL if is_upload else DEMO_CACHE_CONTROL,
                "X-Content-Type-Options": "nosniff"}
-    if settings.VSYNC_X_ACCEL_MEDIA:  # behind make serve's nginx: it sends the bytes (Range, 304) itself
+    if conf.X_ACCEL_MEDIA:  # behind make serve's nginx: it sends the bytes (Range, 304) itself
         folder = "uploads" if is_upload else "demo"
         relative = file_path.relative_to(settings.MEDIA_ROOT if is_upload else settings.DEMO_MEDIA_DIR)
-        headers["X-Accel-Redirect"] = f"{settings.VSYNC_X_ACCEL_MEDIA}{folder}/{quote(relative.as_posix())}"
+        headers["X-Accel-Redirect"] = f"{conf.X_ACCEL_MEDIA}{folder}/{quote(relative.as_posix())}"
         headers["Content-Type"] = content_type
         return _with_headers(HttpResponse(), headers)
 

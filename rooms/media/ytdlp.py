@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from django.conf import settings
 from yt_dlp import YoutubeDL
 from yt_dlp.networking._urllib import (
     HTTPCookieProcessor,
@@ -33,6 +32,7 @@ from yt_dlp.networking._urllib import (
 from yt_dlp.networking.exceptions import HTTPError, RequestError, TransportError
 from yt_dlp.utils import UnsupportedError, YoutubeDLError
 
+from rooms.conf import conf
 from rooms.media.netguard import ForbiddenAddress, UnknownHost, guarded_connection
 
 logger = logging.getLogger(__name__)
@@ -140,11 +140,11 @@ def format_selector(max_height: int) -> str:
 
 def extract(url: str) -> Extracted:
     """Resolve ``url`` with yt-dlp in a worker thread, within VSYNC_RESOLVE_TIMEOUT_S."""
-    timeout = float(settings.VSYNC_RESOLVE_TIMEOUT_S)
+    timeout = conf.RESOLVE_TIMEOUT_S
     if not _SLOTS.acquire(blocking=False):
         raise ResolverBusy("every media resolver is busy; try again in a few seconds")
     try:
-        future = _POOL.submit(_extract, url, timeout, int(settings.VSYNC_MEDIA_MAX_HEIGHT))
+        future = _POOL.submit(_extract, url, timeout, conf.MEDIA_MAX_HEIGHT)
     except BaseException:
         _SLOTS.release()
         raise
