@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 # A command stamped further ahead of the server clock than this cannot come from a
 # client whose clock is synchronised; accepting it would lock out every later
@@ -210,6 +210,16 @@ class InvalidCommand(ValueError):
         self.field = field
 
 
+class NewVersion(TypedDict, total=False):
+    """The fields every transition sets on the state it makes (queue edits keep ``client_ms``)."""
+
+    version: int
+    changed_by: str | None
+    changed_ms: float
+    client_ms: float
+
+
+
 def apply(state: RoomState, command: Command, now_ms: float, *, start_lead_ms: float = 0.0) -> RoomState | Rejected:
     """Return the next version of ``state`` after ``command``, or why it was refused.
 
@@ -223,7 +233,7 @@ def apply(state: RoomState, command: Command, now_ms: float, *, start_lead_ms: f
     if command.type in QUEUE_COMMANDS:
         # Applied in arrival order, never stale, and the stored ordering key is kept:
         # editing the queue must not make anybody's next playback command stale.
-        queued = dict(version=state.version + 1, changed_by=command.client_id, changed_ms=now_ms)
+        queued = NewVersion(version=state.version + 1, changed_by=command.client_id, changed_ms=now_ms)
         if command.type == "enqueue":
             return _enqueue(state, command, queued)
         if command.type == "dequeue":
@@ -244,16 +254,17 @@ def apply(state: RoomState, command: Command, now_ms: float, *, start_lead_ms: f
         return Rejected("invalid", state, "position must be a finite number >= 0", "position")
     # v2: the stored ordering key never claims a moment later than the arrival, so a
     # client stamping ahead of the clock cannot make everybody's next command stale.
-    common = dict(version=state.version + 1, changed_by=command.client_id, changed_ms=now_ms,
-                  client_ms=min(command.client_ms, now_ms))
+    common = NewVersion(version=state.version + 1, changed_by=command.client_id, changed_ms=now_ms,
+                        client_ms=min(command.client_ms, now_ms))
+    position = 0.0 if command.position is None else command.position  # checked above for play, pause, seek
     if command.type == "play":
-        return dataclasses.replace(state, playing=True, position=command.position,
+        return dataclasses.replace(state, playing=True, position=position,
                                    anchor_ms=now_ms + start_lead_ms, **common)
     if command.type == "pause":
-        return dataclasses.replace(state, playing=False, position=command.position, anchor_ms=now_ms, **common)
+        return dataclasses.replace(state, playing=False, position=position, anchor_ms=now_ms, **common)
     if command.type == "seek":
         anchor_ms = now_ms + start_lead_ms if state.playing else now_ms
-        return dataclasses.replace(state, position=command.position, anchor_ms=anchor_ms, **common)
+        return dataclasses.replace(state, position=position, anchor_ms=anchor_ms, **common)
     if command.type == "rate":
         if command.rate is None or not RATE_MIN <= command.rate <= RATE_MAX:
             return Rejected("invalid", state, f"rate must be between {RATE_MIN} and {RATE_MAX}", "rate")
@@ -292,8 +303,8 @@ def reach_end(state: RoomState, now_ms: float, *, start_lead_ms: float = 0.0) ->
     end_ms = state.end_ms()
     if end_ms is None or now_ms < end_ms:
         return None
-    common = dict(version=state.version + 1, changed_by=None, changed_ms=now_ms,
-                  client_ms=max(min(end_ms, now_ms), state.client_ms))
+    common = NewVersion(version=state.version + 1, changed_by=None, changed_ms=now_ms,
+                        client_ms=max(min(end_ms, now_ms), state.client_ms))
     if state.queue:
         return _start_first_item(state, now_ms, start_lead_ms, common)
     assert state.media.duration is not None  # end_ms() is None without it
@@ -306,7 +317,7 @@ def add_subtitles(state: RoomState, track: Subtitle, now_ms: float, *, author: s
     return dataclasses.replace(state, media=media, version=state.version + 1, changed_by=author, changed_ms=now_ms)
 
 
-def _enqueue(state: RoomState, command: Command, common: dict[str, Any]) -> RoomState | Rejected:
+def _enqueue(state: RoomState, command: Command, common: NewVersion) -> RoomState | Rejected:
     if command.media is None or command.item is None:
         return Rejected("invalid", state, "media is required", "url")
     if len(state.queue) >= MAX_QUEUE_ITEMS:
@@ -316,7 +327,7 @@ def _enqueue(state: RoomState, command: Command, common: dict[str, Any]) -> Room
     return dataclasses.replace(state, queue=(*state.queue, item), **common)
 
 
-def _move(state: RoomState, command: Command, common: dict[str, Any]) -> RoomState | Rejected:
+def _move(state: RoomState, command: Command, common: NewVersion) -> RoomState | Rejected:
     index = _queue_index(state, command.item)
     if index is None:
         return Rejected("invalid", state, f"no queue item {command.item}", "item")
@@ -327,7 +338,7 @@ def _move(state: RoomState, command: Command, common: dict[str, Any]) -> RoomSta
     return dataclasses.replace(state, queue=(*rest[:to], state.queue[index], *rest[to:]), **common)
 
 
-def _start_first_item(state: RoomState, now_ms: float, start_lead_ms: float, common: dict[str, Any]) -> RoomState:
+def _start_first_item(state: RoomState, now_ms: float, start_lead_ms: float, common: NewVersion) -> RoomState:
     """The first queue item becomes the media at 0 (no subtitles): playing with a scheduled start
     if the room was playing, else paused."""
     first = state.queue[0]
