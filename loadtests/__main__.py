@@ -2,6 +2,7 @@
 
 run     sweep transports x viewers x servers x layers (plus the floor) and write a dated folder
 report  rewrite report.md and the plots of a folder from its results.csv and cdf.csv
+compare print, per point, the ratios to the floor that moved between two folders by more than the noise
 ui      start one vsync server and locust's web UI against it (http://127.0.0.1:8089)
 """
 
@@ -219,6 +220,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from loadtests.compare import main as compare_main
+
+    return compare_main(args.old_dir, args.new_dir)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -285,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     report = sub.add_parser("report", help="rewrite report.md and plots from a results folder")
     report.add_argument("dir")
     report.set_defaults(handler=cmd_report)
+    compare = sub.add_parser("compare", help="the ratios to the floor that moved by more than the noise (exit 1 "
+                             "when one got worse)")
+    compare.add_argument("old_dir")
+    compare.add_argument("new_dir")
+    compare.set_defaults(handler=cmd_compare)
     ui = sub.add_parser("ui", help="a server plus locust's web UI")
     ui.add_argument("--server", default="daphne", choices=["daphne", "uvicorn"])
     ui.add_argument("--web-port", type=int, default=8089)
