@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
@@ -21,8 +21,20 @@ from rooms.state import Rejected
 
 EVENTS_PER_PAGE = 20
 
+if TYPE_CHECKING:  # the admin's classes are generic only in django-stubs, not at run time
+    from django.forms import ModelForm
 
-class EventPageFormSet(BaseInlineFormSet):
+    EventFormSetBase = BaseInlineFormSet[RoomEvent, Room, ModelForm[RoomEvent]]
+    EventInlineBase = admin.TabularInline[RoomEvent, Room]
+    RoomAdminBase = admin.ModelAdmin[Room]
+    RoomEventAdminBase = admin.ModelAdmin[RoomEvent]
+else:
+    EventFormSetBase = BaseInlineFormSet
+    EventInlineBase = admin.TabularInline
+    RoomAdminBase = RoomEventAdminBase = admin.ModelAdmin
+
+
+class EventPageFormSet(EventFormSetBase):
     """Shows one page of the log, newest first; the page comes from ?events_page=."""
 
     request: HttpRequest | None = None
@@ -36,7 +48,7 @@ class EventPageFormSet(BaseInlineFormSet):
         return self._page_queryset
 
 
-class RoomEventInline(admin.TabularInline):
+class RoomEventInline(EventInlineBase):
     model = RoomEvent
     formset = EventPageFormSet
     template = "admin/rooms/event_inline.html"
@@ -53,13 +65,13 @@ class RoomEventInline(admin.TabularInline):
         return False
 
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        formset = super().get_formset(request, obj, **kwargs)
+        formset: Any = super().get_formset(request, obj, **kwargs)
         formset.request = request
         return formset
 
 
 @admin.register(Room)
-class RoomAdmin(admin.ModelAdmin):
+class RoomAdmin(RoomAdminBase):
     list_display = ("slug", "name", "playing", "position_now", "version", "members", "media_source",
                     "control", "owned", "has_password", "listed", "buffering_policy")
     list_filter = ("playing", "control", "listed", "buffering_policy")
@@ -118,15 +130,15 @@ class RoomAdmin(admin.ModelAdmin):
 
     @admin.display(description="media source")
     def media_source(self, room: Room) -> str:
-        return room.state["media"]["source"]
+        return room.room_state.media.source
 
     @admin.display(description="media title")
     def media_title(self, room: Room) -> str:
-        return room.state["media"]["title"]
+        return room.room_state.media.title
 
     @admin.display(description="stream URL")
     def media_stream_url(self, room: Room) -> str:
-        return room.state["media"]["url"]
+        return room.room_state.media.url
 
     @admin.display(description="duration (s)")
     def media_duration(self, room: Room) -> str:
@@ -200,7 +212,7 @@ class RoomAdmin(admin.ModelAdmin):
 
 
 @admin.register(RoomEvent)
-class RoomEventAdmin(admin.ModelAdmin):
+class RoomEventAdmin(RoomEventAdminBase):
     list_display = ("room", "version", "author", "accepted_ms")
     list_filter = ("room",)
     search_fields = ("room__slug", "author")
