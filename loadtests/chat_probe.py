@@ -75,6 +75,11 @@ class ChatPollViewer(probe.Viewer):
 VIEWERS = {"sse": SseChatViewer, "ws": probe.WsViewer, "longpoll": ChatPollViewer}
 
 
+def _frame_head(size: int) -> int:
+    """Bytes of an unmasked WebSocket frame's head for a payload of ``size`` (RFC 6455 5.2)."""
+    return 2 if size < 126 else 4 if size < 1 << 16 else 10
+
+
 def _classify(raw: bytes) -> tuple[str, int, float, int] | None:
     """(kind, key, sent_ms, size) of one received message: chat (id, ms) or state (version, changed_ms)."""
     size = len(raw)
@@ -91,9 +96,9 @@ def _classify(raw: bytes) -> tuple[str, int, float, int] | None:
         return "state", data["version"], data["changed_ms"], size
     message = json.loads(raw)
     if message.get("type") == "chat":
-        return "chat", message["message"]["id"], message["message"]["ms"], size + 2  # + the frame head
+        return "chat", message["message"]["id"], message["message"]["ms"], size + _frame_head(size)
     if message.get("type") == "state":
-        return "state", message["state"]["version"], message["state"]["changed_ms"], size + 4
+        return "state", message["state"]["version"], message["state"]["changed_ms"], size + _frame_head(size)
     return None
 
 
