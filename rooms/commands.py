@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from rooms.results import Result, invalid
 from rooms.state import RATE_MAX, RATE_MIN, Command, InvalidCommand
@@ -119,7 +120,7 @@ def command_from_data(data: Any) -> Command:
                    url=getattr(valid, "url", None), item=getattr(valid, "item", None), to=getattr(valid, "to", None))
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     if error["type"] == "missing":
         return "field required"
     if error["type"] == "finite_number":

@@ -100,7 +100,7 @@ def presence_record(*, room: Room, report: PresenceReport, now_ms: float) -> Mem
 
 
 def _record(member: Member, room: Room, report: PresenceReport, now_ms: float) -> Member:
-    buffering = report.status == Member.Status.BUFFERING
+    buffering = report.status == Member.Status.BUFFERING.value
     if not buffering:
         member.buffering_since_ms = None
     elif member.buffering_since_ms is None:
@@ -142,7 +142,8 @@ def room_members(room: Room, limit: int = MEMBER_LIST_MAX) -> list[dict[str, Any
 
 
 def room_member_total(room: Room) -> int:
-    return listed_members(room).count()
+    total: int = listed_members(room).count()
+    return total
 
 
 def room_start_lead_ms(room: Room) -> int:
@@ -153,8 +154,8 @@ def room_start_lead_ms(room: Room) -> int:
     needed = Max(F("rtt_ms") + Coalesce(F("startup_ms"), Value(STARTUP_DEFAULT_MS), output_field=FloatField()))
     slowest = active_members(room).filter(rtt_ms__isnull=False).aggregate(slowest=needed)["slowest"]
     if slowest is None:
-        return room.start_lead_ms
-    lead = math.ceil(slowest + START_LEAD_MARGIN_MS)
+        return int(room.start_lead_ms)
+    lead = math.ceil(float(slowest) + START_LEAD_MARGIN_MS)
     return max(START_LEAD_MIN_MS, min(START_LEAD_MAX_MS, lead))
 
 

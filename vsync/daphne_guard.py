@@ -32,11 +32,16 @@ from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server
 from twisted.internet import reactor
 
+from rooms.commands import MAX_BODY_BYTES
 from vsync import http_guard
 
 logger = logging.getLogger(__name__)
 
 BODY_CHUNK_BYTES = 64 * 1024
+
+# Twisted types its reactor through zope interfaces, which mypy reads without the zope
+# plugin as if callLater's first parameter were the callable: the reactor, untyped.
+_clock: Any = reactor
 
 
 def _raw_response(status: str, body: bytes) -> bytes:
@@ -47,12 +52,14 @@ def _raw_response(status: str, body: bytes) -> bytes:
 class GuardedRequest(WebRequest):
     """daphne's request without Twisted's in-memory form parsing, with a body limit and read deadlines."""
 
+    content: IO[bytes]  # Twisted's request body (left unannotated there)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._parsePOSTFormSubmission = False
         self.vsync_body: IO[bytes] | None = None
         self._refused = False
-        self._limit = http_guard.MAX_BODY_BYTES
+        self._limit = MAX_BODY_BYTES
         self._received = 0
         self._window_start = 0
         self._deadline: Any = None
@@ -134,7 +141,7 @@ class GuardedRequest(WebRequest):
     def _arm(self, seconds: float, expire: Any) -> None:
         self._disarm()
         if seconds > 0:
-            self._deadline = reactor.callLater(seconds, expire)
+            self._deadline = _clock.callLater(seconds, expire)
 
     def _disarm(self) -> None:
         if self._deadline is not None and self._deadline.active():
@@ -157,7 +164,7 @@ def _connection_deadline(channel: Any) -> None:
     """The wait for a request line: from the connection, or from the end of the previous response."""
     _cancel_connection_deadline(channel)
     if http_guard.HEADER_TIMEOUT_S > 0:
-        channel.vsync_deadline = reactor.callLater(http_guard.HEADER_TIMEOUT_S, _idle_too_long, channel)
+        channel.vsync_deadline = _clock.callLater(http_guard.HEADER_TIMEOUT_S, _idle_too_long, channel)
 
 
 def _idle_too_long(channel: Any) -> None:
@@ -168,7 +175,7 @@ def _idle_too_long(channel: Any) -> None:
         channel.transport.loseConnection()
 
 
-class BodyQueue(asyncio.Queue):
+class BodyQueue(asyncio.Queue[dict[str, Any]]):
     """The application's input queue, reading the stored body one chunk per ``get()``."""
 
     def __init__(self, body: IO[bytes] | None) -> None:
@@ -220,7 +227,7 @@ class GuardedServer(Server):
             channel = protocol.channel
             protocol.notifyFinish().addBoth(lambda _: _connection_deadline(channel))
 
-    def create_application(self, protocol: Any, scope: dict[str, Any]) -> asyncio.Queue | None:
+    def create_application(self, protocol: Any, scope: dict[str, Any]) -> asyncio.Queue[dict[str, Any]] | None:
         # daphne's create_application, with the input queue that feeds the body lazily.
         assert "application_instance" not in self.connections[protocol]
         input_queue = BodyQueue(getattr(protocol, "vsync_body", None))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any
+from typing import Any, cast
 
 from rooms.commands import MAX_BODY_BYTES
 from rooms.conf import conf
@@ -92,7 +92,7 @@ class BodyLimit:
                 if received > limit:
                     refused = True
                     return {"type": "http.disconnect"}  # the application stops; the 413 is ours
-            return message
+            return cast("dict[str, Any]", message)
 
         await self.app(scope, counting_receive, send)
         if refused:

@@ -51,7 +51,7 @@ def json_error(status: int, error: str, field: str | None = None) -> HttpRespons
 def origin_allowed(request: HttpRequest) -> bool:
     """No Origin (not a browser), the request's own full origin, or a trusted one (rooms.api.origins)."""
     host = request.META.get("HTTP_HOST") or f"{request.META.get('SERVER_NAME', '')}:{request.get_port()}"
-    return origins.origin_allowed(request.headers.get("Origin"), scheme=request.scheme, host=host)
+    return origins.origin_allowed(request.headers.get("Origin"), scheme=request.scheme or "http", host=host)
 
 
 def api_write(max_body: int = MAX_BODY_BYTES) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
@@ -98,8 +98,8 @@ def client_address(request: HttpRequest) -> str | None:
 
     Only the last hop: it is the one our proxy appended; any earlier ones came from the client.
     """
-    remote = request.META.get("REMOTE_ADDR") or None
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    remote: str | None = request.META.get("REMOTE_ADDR") or None
+    forwarded: str = request.META.get("HTTP_X_FORWARDED_FOR", "")
     if remote and forwarded and _in(remote, conf.TRUSTED_PROXIES):
         last = forwarded.rsplit(",", 1)[-1].strip()
         if _is_ip(last):

@@ -7,6 +7,8 @@ is a ``Result``, answered like any other through ``result_response``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpRequest, QueryDict
 from django.http.multipartparser import MultiPartParserError
@@ -34,7 +36,7 @@ def too_large(error: str) -> Result:
 
 
 def multipart_file(request: HttpRequest, handler: CappedUploadHandler, *, too_large_error: str,
-                   missing_error: str) -> tuple[UploadedFile, QueryDict] | Result:
+                   missing_error: str) -> tuple[UploadedFile[Any], QueryDict] | Result:
     """Parse the body through ``handler`` alone: the field ``file`` and the other fields, or why not."""
     request.upload_handlers = [handler]
     try:

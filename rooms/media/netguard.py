@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from rooms.conf import conf
@@ -54,7 +55,7 @@ def check_url(url: str) -> str:
     return host
 
 
-def resolve_checked(host: str, port: int) -> list[tuple[int, tuple]]:
+def resolve_checked(host: str, port: int) -> list[tuple[socket.AddressFamily, tuple[Any, ...]]]:
     """Resolve ``host`` and return (family, sockaddr) pairs, refusing if any address is forbidden.
 
     Every address must pass, not just the first: a name that also resolves to a
@@ -66,9 +67,10 @@ def resolve_checked(host: str, port: int) -> list[tuple[int, tuple]]:
         raise UnknownHost(f"cannot resolve host {host!r}: {exc}") from exc
     if not infos:
         raise UnknownHost(f"cannot resolve host {host!r}")
-    addresses = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
+    addresses: list[tuple[socket.AddressFamily, tuple[Any, ...]]] = [
+        (family, sockaddr) for family, _, _, _, sockaddr in infos]
     for _, sockaddr in addresses:
-        check_address(host, sockaddr[0])
+        check_address(host, str(sockaddr[0]))
     return addresses
 
 
@@ -130,7 +132,11 @@ def is_public(ip: IPAddress) -> bool:
     return ip.is_global and not ip.is_multicast and not ip.is_reserved and not ip.is_unspecified
 
 
-def guarded_connection(address: tuple[str, int], timeout: float | object = socket._GLOBAL_DEFAULT_TIMEOUT,
+# socket.create_connection's "no timeout given" marker; typeshed does not list the private name.
+_DEFAULT_TIMEOUT: object = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
+
+
+def guarded_connection(address: tuple[str, int], timeout: float | object = _DEFAULT_TIMEOUT,
                        source_address: tuple[str, int] | None = None) -> socket.socket:
     """``socket.create_connection`` that only ever connects to an address that passed the check.
 
@@ -142,7 +148,7 @@ def guarded_connection(address: tuple[str, int], timeout: float | object = socke
     for family, sockaddr in resolve_checked(host, port):
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+            if timeout is not _DEFAULT_TIMEOUT:
                 sock.settimeout(timeout)  # type: ignore[arg-type]
             if source_address:
                 sock.bind(source_address)

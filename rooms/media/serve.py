@@ -182,8 +182,7 @@ async def serve_media(request: HttpRequest, path: str) -> HttpResponseBase:
 
     if request.method == "HEAD":
         return _with_headers(HttpResponse(status=status), headers)
-    response = StreamingHttpResponse(_read_blocks(file_path, ranges, parts), status=status)
-    return _with_headers(response, headers)
+    return _with_headers(StreamingHttpResponse(_read_blocks(file_path, ranges, parts), status=status), headers)
 
 
 def _not_modified_since(header: str | None, mtime: float) -> bool:

@@ -140,7 +140,7 @@ class SubtitleUploadHandler(CappedUploadHandler):
             raise StopUpload(connection_reset=True)
         return None
 
-    def file_complete(self, file_size: int) -> UploadedFile | None:
+    def file_complete(self, file_size: int) -> UploadedFile[Any] | None:
         if not self._receiving:
             return None
         self._receiving, self._received = False, True

@@ -107,7 +107,7 @@ class StreamingMediaUploadHandler(CappedUploadHandler):
         self._handle.write(raw_data)
         return None
 
-    def file_complete(self, file_size: int) -> UploadedFile | None:
+    def file_complete(self, file_size: int) -> UploadedFile[Any] | None:
         if self._handle is None or self.field_name != "file":
             return None
         self._handle.close()

@@ -164,7 +164,7 @@ def _extract(url: str, timeout: float, max_height: int) -> Extracted:
         "logger": _QuietLog(),
     }
     try:
-        with GuardedYoutubeDL(options) as ydl:  # type: ignore[arg-type]
+        with GuardedYoutubeDL(options) as ydl:
             info = ydl.extract_info(url, download=False)
     except (YoutubeDLError, OSError) as exc:  # DownloadError, RequestError and what they wrap
         raise ResolveError(explain(exc)) from exc
