@@ -71,6 +71,7 @@ class Block:
     idle_s: float = 0.0  # > 0: idle runs of this length (no commands, no floor)
     # (rtt ms, jitter ms, bandwidth kbit/s) between the load generator and the servers; (0, 0, 0): loopback
     networks: tuple[tuple[float, float, float], ...] = ((0.0, 0.0, 0.0),)
+    processes: tuple[int, ...] = (0,)  # server processes of each Redis configuration; 0: --redis-processes
 
 
 # The standard sweep, sized for a 2-core machine (about 30 minutes): every transport at 50, 200 and
@@ -104,8 +105,9 @@ def plan(blocks: Iterable[Block], floor: bool) -> list[RunSpec]:
         for network in block.networks:
             for count in block.viewers:
                 for server, layer in block.configs:
-                    specs += [RunSpec(t, count, server, layer, block.repeat, block.idle_s, *network)
-                              for t in block.transports]
+                    for processes in block.processes if layer == "redis" else (0,):
+                        specs += [RunSpec(t, count, server, layer, block.repeat, block.idle_s, *network,
+                                          processes=processes) for t in block.transports]
                 if floor and not block.idle_s:
                     for transport in block.transports:
                         if (transport, count, block.repeat, network) not in floors:
@@ -170,6 +172,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     networks = networks_of(args)
     if networks != ((0.0, 0.0, 0.0),):
         blocks = [dataclasses.replace(block, networks=networks) for block in blocks]
+    if args.processes:
+        counts = tuple(int(v) for v in csv_list(args.processes))
+        if not counts or min(counts) < 1:
+            sys.exit("--processes: comma-separated counts of at least 1, e.g. 1,2,4")
+        if not any(layer == "redis" for block in blocks for _, layer in block.configs):
+            sys.exit("--processes needs --layers redis (the in-memory layer serves one process only)")
+        blocks = [dataclasses.replace(block, processes=counts) for block in blocks]
     specs = with_clients(plan(blocks, floor), args.client)
     now = dt.datetime.now(dt.UTC)
     out = Path(args.out) if args.out else RESULTS / (now.strftime("%Y-%m-%d") if args.standard
@@ -283,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--jitter-ms", help="± jitter on the round trip, in ms or as a share of it (10%%)")
     run.add_argument("--bandwidth-kbps", help="comma-separated link rates per connection and direction (0: none)")
     run.add_argument("--network", choices=["standard"], help="standard: RTT 0, 50, 150 and 300 ms, 10 %% jitter")
+    run.add_argument("--processes", help="scale-out: comma-separated server process counts on the Redis layer, "
+                     "e.g. 1,2,4 (viewers spread evenly over them)")
     run.add_argument("--client", choices=["auto", "probe", "locust", "both"], default="auto",
                      help=f"the load generator (auto: loadtests.probe_driver from {PROBE_FROM_VIEWERS:,} viewers, "
                           "locust below; both: every run with each)")

@@ -43,11 +43,11 @@ def _key(row: Row) -> Key:
 
 def ratios(rows: list[Row]) -> dict[tuple[Key, str], list[float]]:
     """Per point and metric, one ratio to the floor per repeat that has its floor."""
-    floors = {(r.transport, r.viewers, r.repeat, r.section): r for r in rows
+    floors = {(r.transport, r.viewers, r.repeat, r.floor_section): r for r in rows
               if r.server == "floor" and r.scenario != "idle"}
     out: dict[tuple[Key, str], list[float]] = {}
     for row in rows:
-        floor = floors.get((row.transport, row.viewers, row.repeat, row.section))
+        floor = floors.get((row.transport, row.viewers, row.repeat, row.floor_section))
         if row.server == "floor" or row.scenario == "idle" or floor is None:
             continue
         for metric, _ in METRICS:

@@ -28,6 +28,11 @@ def write_plots(out_dir: Path, rows: list[Row], cdf: dict[str, list[float]]) -> 
         fig.savefig(out_dir / "latency_vs_rtt.png", dpi=110, bbox_inches="tight")
         plt.close(fig)
         written.append("latency_vs_rtt.png")
+    fig = p99_by_processes(busy_rows)
+    if fig is not None:
+        fig.savefig(out_dir / "p99_vs_viewers_by_processes.png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        written.append("p99_vs_viewers_by_processes.png")
     # The plots against viewers are for one network: loopback when the sweep has it, else the first.
     section = min((r.section for r in busy_rows), key=lambda n: (n != "loopback", n), default="loopback")
     points = group(r for r in busy_rows if r.section == section)
@@ -132,6 +137,40 @@ def latency_vs_rtt(rows: list[Row]) -> plt.Figure | None:
     for ax in axes.flat[len(transports):]:
         ax.set_visible(False)
     fig.suptitle("Latency against RTT per transport (p50 solid, p99 dashed, floor dotted)")
+    fig.tight_layout()
+    return fig
+
+
+def p99_by_processes(rows: list[Row]) -> plt.Figure | None:
+    """Scale-out: one panel per transport, p99 against viewers, one line per server process count, the floor dotted."""
+    scaled = [r for r in rows if r.scale_out]
+    if not scaled:
+        return None
+    bases = {r.floor_section for r in scaled}
+    floors = [r for r in rows if r.server == "floor" and r.floor_section in bases]
+    grouped: dict[tuple[str, str, int], list[Row]] = {}
+    for row in scaled + floors:
+        label = "floor" if row.server == "floor" else f"{row.server} x{row.server_processes}"
+        grouped.setdefault((row.transport, label, row.viewers), []).append(row)
+    transports = [t for t in ("poll", "longpoll", "sse", "ws") if any(r.transport == t for r in scaled)]
+    columns = min(2, len(transports))
+    count = math.ceil(len(transports) / columns)
+    fig, axes = plt.subplots(count, columns, figsize=(5.2 * columns, 3.9 * count), squeeze=False, sharey=True)
+    for ax, transport in zip(axes.flat, transports, strict=False):
+        for label in sorted({k[1] for k in grouped if k[0] == transport}):
+            keys = sorted((k for k in grouped if k[:2] == (transport, label)), key=lambda k: k[2])
+            ax.plot([k[2] for k in keys], [Point(grouped[k]).median("p99_ms") for k in keys],
+                    ":" if label == "floor" else "-", marker=".", label=label, alpha=0.6 if label == "floor" else 1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(transport)
+        ax.set_xlabel("viewers (spread over the processes)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes.flat[len(transports):]:
+        ax.set_visible(False)
+    axes[0][0].set_ylabel("p99 propagation latency, ms (log)")
+    fig.suptitle("Scale-out on Redis: p99 against viewers per server process count")
     fig.tight_layout()
     return fig
 

@@ -298,6 +298,34 @@ def network_table(rows: list[Row], meta: dict[str, Any]) -> list[str]:
     return lines
 
 
+def scale_out_table(rows: list[Row]) -> list[str]:
+    """The scale-out runs side by side: per process count, p99 and its floor ratio, CPU, memory per viewer."""
+    scaled = [r for r in rows if r.scale_out]
+    floors = {(r.transport, r.viewers, r.floor_section): r for r in rows if r.server == "floor"}
+    lines = ["| transport | viewers | server x processes | client | p50 ms | p99 ms | p99 ÷ floor | delivered "
+             "| missed | server CPU % (all, with redis-server) | busiest process CPU % | KiB per viewer "
+             "| client CPU % (busiest) |",
+             "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    by_key: dict[tuple[str, int, str, int, str], list[Row]] = {}
+    for row in scaled:
+        by_key.setdefault((row.transport, row.viewers, row.server, row.server_processes, row.floor_section),
+                          []).append(row)
+    for key in sorted(by_key, key=lambda k: (TRANSPORT_ORDER.index(k[0]) if k[0] in TRANSPORT_ORDER else 9,
+                                             k[4], k[1], k[2], k[3])):
+        transport, viewers, server, processes, base = key
+        point = Point(by_key[key])
+        floor = floors.get((transport, viewers, base))
+        lines.append(
+            f"| {transport} | {viewers} | {server} x{processes} | {point.first.client} "
+            f"| {fmt_spread(point, 'p50_ms')} | {fmt_spread(point, 'p99_ms')} "
+            f"| {ratio(point.median('p99_ms'), floor.p99_ms if floor else math.nan)} "
+            f"| {fmt(100 * point.median('delivered_ratio'), 0)} % | {point.total('missed')} "
+            f"| {fmt_spread(point, 'server_cpu_pct_busy')} | {fmt(point.median('server_busiest_process_cpu_pct'), 0)} "
+            f"| {fmt(point.median('server_kib_per_viewer'))} | {fmt(point.median('client_cpu_pct'), 0)} "
+            f"({fmt(point.median('client_max_process_cpu_pct'), 0)}) |")
+    return lines
+
+
 def render_report(rows: list[Row], meta: dict[str, Any], plot_files: list[str], by_hand: str = "") -> str:
     idle_rows = [r for r in rows if r.scenario == "idle"]
     rows = [r for r in rows if r.scenario != "idle"]
@@ -332,8 +360,17 @@ def _render(rows: list[Row], idle_rows: list[Row], meta: dict[str, Any], plot_fi
                 "RTT/2 (the one-way trip; a long poll adds up to one more round trip when a change lands while "
                 "its next request is on the way). Proxy CPU is the netem process (100 = one core).", "",
                 *network_table(rows, meta), ""]
+    if any(r.scale_out for r in rows):
+        out += ["## Scale-out on Redis", "",
+                "Viewers spread evenly over the server processes; every process and redis-server share this "
+                "machine's two cores with the load generator, so the counts are bounded by the machine, not by "
+                "vsync. The floor is one process (the client's bound at that count).", "",
+                *scale_out_table(rows), ""]
+    bases = {r.section: r.floor_section for r in rows}
     for network in named or [""]:
-        mine = [r for r in rows if not network or r.section == network]
+        # A scale-out section's floor is its network's and client's floor (one process, the client's bound).
+        mine = [r for r in rows if not network or r.section == network
+                or (r.server == "floor" and r.section == bases[network] != network)]
         points = group(mine)
         where = f", {network}" if network else ""
         for config in _configs(points):

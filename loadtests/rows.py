@@ -69,12 +69,16 @@ class Row:
     bandwidth_kbps: float = 0.0
     client: str = "locust"
     proxy_cpu_pct: float = math.nan
+    server_processes: int = 1
+    scale_out: bool = False  # a run of the scale-out sweep (--processes): its section names the process count
+    server_busiest_process_cpu_pct: float = math.nan
 
     @classmethod
     def build(cls, *, spec: Any, summary: Summary, server_cpu_pct_idle: float, server_cpu_pct_busy: float,
               server_rss_mib: float, server_kib_per_viewer: float, client_cpu_pct: float,
               client_max_process_cpu_pct: float, client_processes: int, command_rate: float,
-              client: str = "locust", proxy_cpu_pct: float = math.nan) -> Row:
+              client: str = "locust", proxy_cpu_pct: float = math.nan, server_processes: int = 1,
+              scale_out: bool = False, server_busiest_process_cpu_pct: float = math.nan) -> Row:
         expected = summary.commands_per_s * spec.viewers
         return cls(
             run_id=spec.run_id, scenario=spec.scenario, transport=spec.transport, viewers=spec.viewers,
@@ -97,7 +101,9 @@ class Row:
             duplicates=summary.duplicates, reconnects=summary.reconnects, errors=summary.errors,
             command_errors=summary.command_errors, busy_s=summary.busy_s, idle_s=summary.idle_s,
             rtt_ms=getattr(spec, "rtt_ms", 0.0), jitter_ms=getattr(spec, "jitter_ms", 0.0),
-            bandwidth_kbps=getattr(spec, "bandwidth_kbps", 0.0), client=client, proxy_cpu_pct=proxy_cpu_pct)
+            bandwidth_kbps=getattr(spec, "bandwidth_kbps", 0.0), client=client, proxy_cpu_pct=proxy_cpu_pct,
+            server_processes=server_processes, scale_out=scale_out,
+            server_busiest_process_cpu_pct=server_busiest_process_cpu_pct)
 
     @property
     def config(self) -> str:
@@ -114,9 +120,17 @@ class Row:
         return ", ".join(parts)
 
     @property
+    def floor_section(self) -> str:
+        """The section whose floor rows this row is divided by (the floor is one process in every scale-out)."""
+        return self.network if self.client == "locust" else f"{self.network}, {self.client} client"
+
+    @property
     def section(self) -> str:
         """The network and, unless it is locust, the load generator: rows that the report keeps apart."""
-        return self.network if self.client == "locust" else f"{self.network}, {self.client} client"
+        text = self.floor_section
+        if self.scale_out and self.server != "floor":
+            text += f", {self.server_processes} server process{'es' if self.server_processes > 1 else ''}"
+        return text
 
     def holds(self) -> bool:
         return (self.errors == 0 and self.out_of_order == 0 and self.samples > 0

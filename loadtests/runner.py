@@ -62,6 +62,7 @@ class RunSpec:
     jitter_ms: float = 0.0
     bandwidth_kbps: float = 0.0
     client: str = "locust"  # the load generator: locust or probe (loadtests.probe_driver)
+    processes: int = 0  # server processes on the Redis layer; 0: Settings.redis_processes (a scale-out run if set)
 
     @property
     def scenario(self) -> str:
@@ -80,6 +81,8 @@ class RunSpec:
             suffix += f"-bw{self.bandwidth_kbps:g}"
         if self.client != "locust":
             suffix += f"-{self.client}"
+        if self.processes:
+            suffix += f"-p{self.processes}"
         return f"{self.transport}-{self.viewers}-{self.server}-{self.layer}-r{self.repeat}{suffix}"
 
 
@@ -174,7 +177,7 @@ class Servers:
             if self.spec.layer == "redis":
                 self.redis = launcher.RedisServer(data_dir=self.data_dir).start()
                 redis_url = self.redis.url
-                count = self.settings.redis_processes
+                count = self.spec.processes or self.settings.redis_processes
             for index in range(count):
                 port = free_port()
                 server = launcher.ServerProcess(env=self.env(redis_url), port=port, command=self.command(port),
@@ -218,6 +221,7 @@ class Sample:
     server_rss: int
     client_cpu_s: dict[int, float]
     proxy_cpu_s: float = 0.0
+    server_cpu_by_pid: dict[int, float] = field(default_factory=dict)  # each server process with its children
 
 
 class Sampler(threading.Thread):
@@ -238,11 +242,13 @@ class Sampler(threading.Thread):
 
     def sample(self) -> Sample:
         cpu, rss = 0.0, 0
+        by_pid: dict[int, float] = {}
         for pid in self.server_pids:
             for proc in tree(pid):
                 try:
                     times = proc.cpu_times()
                     cpu += times.user + times.system
+                    by_pid[pid] = by_pid.get(pid, 0.0) + times.user + times.system
                     rss += proc.memory_info().rss
                 except psutil.Error:
                     pass
@@ -261,7 +267,7 @@ class Sampler(threading.Thread):
                     proxy += times.user + times.system
                 except psutil.Error:
                     pass
-        return Sample(time.time(), cpu, rss, client, proxy)
+        return Sample(time.time(), cpu, rss, client, proxy, by_pid)
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -277,6 +283,15 @@ class Sampler(threading.Thread):
             return math.nan
         first, last = pair
         return 100.0 * (last.server_cpu_s - first.server_cpu_s) / (last.t - first.t)
+
+    def busiest_server_cpu_pct(self, window: metrics.Window | None) -> float:
+        """CPU % of the busiest single process (redis-server included) in ``window``: where a core runs out."""
+        pair = self.between(window.start_s, window.end_s) if window else None
+        if pair is None:
+            return math.nan
+        first, last = pair
+        return max((100.0 * (cpu - first.server_cpu_by_pid.get(pid, 0.0)) / (last.t - first.t)
+                    for pid, cpu in last.server_cpu_by_pid.items()), default=math.nan)
 
     def proxy_cpu_pct(self, window: metrics.Window | None) -> float:
         pair = self.between(window.start_s, window.end_s) if window else None
@@ -420,6 +435,7 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
     client: subprocess.Popen[bytes] | None = None
     try:
         servers.start()
+        servers_started = list(servers.servers)
         sampler = Sampler([p.pid for p in servers.processes], servers.proxy_pids)
         base_rss = sampler.sample().server_rss
         room = create_room(servers.direct_urls[0], spec.run_id)
@@ -458,7 +474,10 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
                     client_cpu_pct=client_total, client_max_process_cpu_pct=client_max,
                     client_processes=client_processes(spec, settings),
                     command_rate=0.0 if spec.idle_s else settings.command_rate, client=spec.client,
-                    proxy_cpu_pct=sampler.proxy_cpu_pct(phases.idle if spec.idle_s else phases.busy))
+                    proxy_cpu_pct=sampler.proxy_cpu_pct(phases.idle if spec.idle_s else phases.busy),
+                    server_processes=len(servers_started), scale_out=bool(spec.processes),
+                    server_busiest_process_cpu_pct=sampler.busiest_server_cpu_pct(
+                        phases.idle if spec.idle_s else phases.busy))
     if not settings.quiet:
         cpu = row.server_cpu_pct_idle if spec.idle_s else row.server_cpu_pct_busy
         say(f"[{index}/{total}] {spec.run_id}: p50 {row.p50_ms:.1f} ms, p99 {row.p99_ms:.1f} ms, "

@@ -145,3 +145,26 @@ def test_results_written_before_the_network_lab_read_back_as_loopback(tmp_path):
     (tmp_path / "results.csv").write_text("\n".join(",".join(line.split(",")[i] for i in keep) for line in lines))
     back, _, _ = read_results(tmp_path)
     assert len(back) == len(ROWS) and {r.network for r in back} == {"loopback"}
+
+
+def scale_row(transport: str, viewers: int, processes: int, p99: float, server: str = "uvicorn") -> Row:
+    layer = "floor" if server == "floor" else "redis"
+    spec = RunSpec(transport, viewers, server, layer, client="probe", processes=0 if server == "floor" else processes)
+    return Row.build(spec=spec, summary=summary(p99 / 2, p99), server_cpu_pct_idle=1.0, server_cpu_pct_busy=80.0,
+                     server_rss_mib=100.0, server_kib_per_viewer=12.0, client_cpu_pct=50.0,
+                     client_max_process_cpu_pct=50.0, client_processes=1, command_rate=2.0, client="probe",
+                     server_processes=processes, scale_out=server != "floor", server_busiest_process_cpu_pct=60.0)
+
+
+def test_a_scale_out_sweep_has_its_table_sections_per_process_count_and_plot(tmp_path):
+    rows = [scale_row("ws", v, p, 10.0 * p + v / 100) for v in (1000, 5000) for p in (1, 2, 4)]
+    rows += [scale_row("ws", v, 1, 5.0, server="floor") for v in (1000, 5000)]
+    write_results(tmp_path, rows, {r.run_id: [1.0] for r in rows}, {"date": "d"})
+    text = (tmp_path / "report.md").read_text()
+    assert "## Scale-out on Redis" in text
+    assert "| ws | 5000 | uvicorn x4 | probe | 45.0 | 90.0 | 18.0x | 1 % | 0 | 80.0 | 60 | 12.0 | 50 (50) |" in text
+    # each process count its own section, divided by the one-process floor of the same client
+    assert "## uvicorn/redis, loopback, probe client, 2 server processes" in text
+    section = text.split("## uvicorn/redis, loopback, probe client, 2 server processes")[1].split("\n## ")[0]
+    assert "| ws | 1000 | 15.0 | 27.0 | 30.0 | 36.0 | 6.0x | 6.0x |" in section
+    assert (tmp_path / "p99_vs_viewers_by_processes.png").read_bytes().startswith(b"\x89PNG")

@@ -55,3 +55,12 @@ def test_the_lean_probe_takes_over_from_a_thousand_viewers_and_both_runs_each_po
     assert [(s.viewers, s.client) for s in both] == [(999, "locust"), (999, "probe"), (1000, "locust"),
                                                      (1000, "probe")]
     assert len({s.run_id for s in both}) == 4
+
+
+def test_a_scale_out_sweep_runs_each_redis_point_per_process_count_against_one_floor():
+    from loadtests.__main__ import Block, plan
+
+    block = Block(("ws",), (5000,), (("uvicorn", "redis"),), processes=(1, 2, 4))
+    specs = plan([block], floor=True)
+    assert [(s.server, s.processes) for s in specs] == [("uvicorn", 1), ("uvicorn", 2), ("uvicorn", 4), ("floor", 0)]
+    assert specs[2].run_id == "ws-5000-uvicorn-redis-r0-p4"
