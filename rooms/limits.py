@@ -16,6 +16,7 @@ from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
 from rooms.conf import conf
+from rooms.media.quota import upload_quota
 
 # Buckets idle this long are full again (every limit below refills within it).
 FORGET_AFTER_S = 120.0
@@ -148,6 +149,4 @@ def reset_all() -> None:
                     ADDRESS_MEDIA_RESOLUTIONS, CLIENT_COMMANDS, CLIENT_PRESENCE):
         buckets.clear()
     ADDRESS_RESOLUTIONS_IN_FLIGHT.clear()
-    from rooms.media.quota import upload_quota  # a log, not buckets; imported here: it needs the models
-
-    upload_quota.clear()
+    upload_quota.clear()  # a log, not buckets

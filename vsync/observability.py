@@ -21,6 +21,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST as METRICS_CONTENT_TYPE
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
+from rooms.signals import chat_message_posted, room_state_changed
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -93,8 +95,6 @@ def rate_limited(limit: str) -> None:
 
 def connect_signals() -> None:
     """Count versions and chat messages where they are published: rooms.signals, after commit."""
-    from rooms.signals import chat_message_posted, room_state_changed
-
     room_state_changed.connect(_count_version, dispatch_uid="vsync.observability.versions")
     chat_message_posted.connect(_count_chat, dispatch_uid="vsync.observability.chat")
 

@@ -10,15 +10,21 @@ that dies is started again; Ctrl-C or SIGTERM stops everything this started.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import pwd
 import secrets
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prometheus_client import multiprocess
 
 from vsync import launcher
 
@@ -98,8 +104,6 @@ class ServeConfig:
 
 def _address_list(text: str) -> str:
     """``VSYNC_TRUSTED_PROXIES`` as uvicorn's --forwarded-allow-ips takes it; refused when empty or malformed."""
-    import ipaddress
-
     addresses = [part.strip() for part in text.split(",") if part.strip()]
     if not addresses:
         raise SystemExit("VSYNC_TRUSTED_PROXIES is empty: name the proxies' addresses (nginx here: 127.0.0.1)")
@@ -179,8 +183,6 @@ def nginx_conf(config: ServeConfig, worker_ports: list[int], cert: Path, key: Pa
 
 
 def _user_exists(name: str) -> bool:
-    import pwd
-
     try:
         pwd.getpwnam(name)
         return True
@@ -306,8 +308,6 @@ class Stack:
         dead = worker.pid
         code = worker.process.returncode if worker.process else None
         if dead is not None:  # its gauges (open connections) leave the sums
-            from prometheus_client import multiprocess
-
             multiprocess.mark_process_dead(dead, path=self.env["PROMETHEUS_MULTIPROC_DIR"])  # type: ignore[no-untyped-call]
         print(json.dumps({"ts": round(time.time(), 3), "level": "WARNING", "logger": "vsync.deploy.serve",
                           "message": "worker exited; starting it again", "port": worker.port, "pid": dead,
@@ -352,9 +352,6 @@ class Stack:
 
 
 def _tls_answers(config: ServeConfig) -> bool:
-    import socket
-    import ssl
-
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
