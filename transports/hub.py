@@ -5,19 +5,15 @@ connection of the room from one loop (transports.streams): latest wins, one pend
 snapshot per connection at most, versions only go up.
 
 Chat is the second discipline on the same rooms, subscriptions and streams: a log. Each
-committed message (rooms.signals.chat_message_posted, then ``room.chat`` through the
-channel layer to every process) is encoded once and handed to every connection in id
-order, none twice (transports.streams bounds what a slow reader holds). A message that
-arrives ahead of its predecessor (two processes posting at once) waits for it, and a
-gap that stays open (a lost layer message) is filled from the database, as states are
-reconciled. The newest CHAT_TAIL messages stay in memory, so that polls and resumes
-that are nearly caught up cost no database read.
+committed message is encoded once and handed to every connection in id order, none
+twice; transports.chat_log decides the order and fills gaps, transports.streams bounds
+what a slow reader holds. Which connections end when a member is kicked or the room's
+access narrows is transports.endings'; the hub carries those signals to every process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
 import re
@@ -28,10 +24,11 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from rooms.chat import PAGE_SIZE, chat_messages_after
 from rooms.models import SLUG_PATTERN, Room
 from rooms.state import RoomState
-from transports.admission import Admission, Refused, connection_cap, forget_room, recheck
+from transports import endings
+from transports.admission import Admission, Refused, connection_cap, forget_room
+from transports.chat_log import ChatGone, ChatLog, backlog, page_after, read_chat_seqs, read_gap
 from transports.encoding import ChatFrame, Snapshot, chat_delete_frames
 from transports.resume import needs_snapshot
 from transports.streams import POLL, STREAMS, ChatPoll, LongPoll, Send, Stream, WrittenStream, counts
@@ -56,14 +53,6 @@ RETRY_PAUSE_S = 1.0
 # its slot at once, and a reconnect loop should not hammer the server meanwhile.
 RETRY_AFTER_CAP_S = 5
 
-# Chat messages kept in memory per room: a poll or a resume at most this far behind is
-# answered without the database (CONTRACT v2 pages are 100 messages).
-CHAT_TAIL = PAGE_SIZE
-# A message that arrives before its predecessor waits this long for it before the gap is
-# read from the database: the layer delivers two processes' messages in either order, a
-# few milliseconds apart; a lost message is found here (or by the reconciler) instead.
-CHAT_GAP_WAIT_S = 0.5
-
 _SLUG = re.compile(f"^{SLUG_PATTERN}$")
 
 
@@ -72,25 +61,14 @@ class NoSuchRoom(LookupError):
 
 
 class _Room:
-    __slots__ = ("chat_early", "chat_filling", "chat_floor", "chat_id", "chat_tail", "idle_since", "newest",
-                 "ready", "streams")
+    __slots__ = ("chat", "idle_since", "newest", "ready", "streams")
 
     def __init__(self, ready: asyncio.Task[None]) -> None:
         self.streams: set[Stream] = set()
         self.newest: Snapshot | None = None
         self.ready = ready
         self.idle_since: float | None = None
-        self.chat_id = 0  # the newest chat message delivered here; all before it were too
-        self.chat_tail: collections.deque[ChatFrame] = collections.deque(maxlen=CHAT_TAIL)
-        self.chat_floor = 0  # the tail holds every (undeleted) message after this id
-        self.chat_early: dict[int, ChatFrame] = {}  # arrived before their predecessors
-        self.chat_filling = False
-
-    def chat_after(self, after: int) -> list[ChatFrame] | None:
-        """The messages after ``after`` from memory (as rooms.chat.chat_messages_after), or None if not all here."""
-        if after < self.chat_floor:
-            return None
-        return [frame for frame in self.chat_tail if frame.id > after][:PAGE_SIZE]
+        self.chat = ChatLog()
 
 
 class Hub:
@@ -115,10 +93,7 @@ class Hub:
         """
         room = await self._room(slug)
         address = admission.address if admission is not None else None
-        cap = connection_cap()
-        if address is not None and cap is not None and self._per_address.get(address, 0) >= cap:
-            raise Refused(429, f"too many open connections from this address (at most {cap})",
-                          retry_after_s=RETRY_AFTER_CAP_S)
+        self._check_cap(address)
         identity: dict[str, Any] = {"known_version": known_version, "address": address}
         if admission is not None:
             identity.update(client_id=admission.client_id, token=admission.token)
@@ -130,31 +105,33 @@ class Hub:
             # A busy stream is pushed nothing; release() catches it up. Held while its
             # chat backlog is read too: live messages queue behind it meanwhile.
             stream.busy = hold or chat_after is not None
-        stream.chat_id = room.chat_id if chat_after is None else chat_after
-        room.streams.add(stream)
-        room.idle_since = None
-        connection_opened(stream.mode)
-        if address is not None:
-            self._per_address[address] = self._per_address.get(address, 0) + 1
+        stream.chat_id = room.chat.chat_id if chat_after is None else chat_after
+        self._add(room, stream)
         if chat_after is not None and isinstance(stream, WrittenStream):
             try:
-                frames, complete = await self._chat_backlog(slug, room, chat_after)
-            except BaseException:
+                frames, complete = await backlog(slug, room.chat, chat_after)
+            except BaseException as exc:
                 self.unsubscribe(stream)
+                if isinstance(exc, ChatGone):
+                    raise NoSuchRoom(slug) from None
                 raise
             stream.backlog(frames, complete=complete)
         if not hold:
             self.release(stream)
         return stream
 
-    async def _chat_backlog(self, slug: str, room: _Room, after: int) -> tuple[list[ChatFrame], bool]:
-        """The messages after ``after`` for a resuming stream, and whether they are all it missed."""
-        frames = room.chat_after(after) if after > 0 else None
-        if frames is not None:
-            return frames, True
-        messages = await _read_chat_after(slug, after)
-        # From the newest page (after 0) nothing older is owed; otherwise a full page may not be all.
-        return [ChatFrame.from_dict(slug, message) for message in messages], after == 0 or len(messages) < PAGE_SIZE
+    def _check_cap(self, address: str | None) -> None:
+        cap = connection_cap()
+        if address is not None and cap is not None and self._per_address.get(address, 0) >= cap:
+            raise Refused(429, f"too many open connections from this address (at most {cap})",
+                          retry_after_s=RETRY_AFTER_CAP_S)
+
+    def _add(self, room: _Room, stream: Stream) -> None:
+        room.streams.add(stream)
+        room.idle_since = None
+        connection_opened(stream.mode)
+        if stream.address is not None:
+            self._per_address[stream.address] = self._per_address.get(stream.address, 0) + 1
 
     def release(self, stream: Stream) -> None:
         """Deliver the room's newest version to a new connection if the resume rule says so, and all after it."""
@@ -175,26 +152,19 @@ class Hub:
         """A ``GET .../chat?timeout=`` waiting for messages after ``after``; woken at once if there are some."""
         room = await self._room(slug)
         address = admission.address if admission is not None else None
-        cap = connection_cap()
-        if address is not None and cap is not None and self._per_address.get(address, 0) >= cap:
-            raise Refused(429, f"too many open connections from this address (at most {cap})",
-                          retry_after_s=RETRY_AFTER_CAP_S)
+        self._check_cap(address)
         stream = ChatPoll(slug, after=after, address=address,
                           client_id=admission.client_id if admission else None,
                           token=admission.token if admission else None)
         # Attached before the history is read: a message committed meanwhile arrives either way.
-        room.streams.add(stream)
-        room.idle_since = None
-        connection_opened(stream.mode)
-        if address is not None:
-            self._per_address[address] = self._per_address.get(address, 0) + 1
-        frames = room.chat_after(after)
-        if frames is None:
-            try:
-                frames = [ChatFrame.from_dict(slug, message) for message in await _read_chat_after(slug, after)]
-            except BaseException:
-                self.unsubscribe(stream)
-                raise
+        self._add(room, stream)
+        try:
+            frames = await page_after(slug, room.chat, after)
+        except BaseException as exc:
+            self.unsubscribe(stream)
+            if isinstance(exc, ChatGone):
+                raise NoSuchRoom(slug) from None
+            raise
         for frame in frames:
             stream.push_chat(frame)
         return stream
@@ -223,29 +193,22 @@ class Hub:
 
     def end_member(self, slug: str, client_id: str, code: int) -> int:
         """End every local connection of ``client_id`` in the room (WebSocket close ``code``); how many."""
-        forget_room(slug)
-        room = self._rooms.get(slug)
-        ended = [stream for stream in tuple(room.streams) if stream.client_id == client_id] if room else []
+        ended = endings.end_member(slug, tuple(self._streams_of(slug)), client_id, code)
         for stream in ended:
-            stream.end(code=code, status=code - 4000, error="you were removed from this room")
             self._forget(stream)
         return len(ended)
 
     async def recheck_room(self, slug: str) -> int:
         """Ask rooms.access again for every local connection of the room; end those it now refuses."""
         forget_room(slug)
+        ended = await endings.end_refused(slug, lambda: self._streams_of(slug))
+        for stream in ended:
+            self._forget(stream)
+        return len(ended)
+
+    def _streams_of(self, slug: str) -> set[Stream]:
         room = self._rooms.get(slug)
-        if room is None or not room.streams:
-            return 0
-        denied = await recheck(slug, {(stream.token, stream.address) for stream in room.streams})
-        ended = 0
-        for stream in tuple(room.streams):
-            refusal = denied.get((stream.token, stream.address))
-            if refusal is not None:
-                stream.end(code=4000 + refusal.status, status=refusal.status, error=refusal.error)
-                self._forget(stream)
-                ended += 1
-        return ended
+        return room.streams if room is not None else set()
 
     def signal_member_ended(self, slug: str, client_id: str, code: int) -> None:
         """From any thread: end the member's connections here and in every process that shares the room."""
@@ -405,60 +368,35 @@ class Hub:
         room = self._rooms.get(slug)
         if room is None:
             return
-        if any(frame.id == message_id for frame in room.chat_tail):
-            kept = [frame for frame in room.chat_tail if frame.id != message_id]
-            room.chat_tail = collections.deque(kept, maxlen=CHAT_TAIL)
-        room.chat_early.pop(message_id, None)
+        room.chat.delete(message_id)
         socket, event = chat_delete_frames(message_id)
         self.send_to_room(slug, {"ws": socket.ws_message, "sse": event.sse_message})
 
     def _deliver_chat(self, frame: ChatFrame) -> None:
         room = self._rooms.get(frame.room)
-        if room is None or frame.id <= room.chat_id:
+        if room is None:
             return
-        if frame.id > room.chat_id + 1:
-            room.chat_early[frame.id] = frame  # its predecessor is on its way, or lost
-            if not room.chat_filling:
-                room.chat_filling = True
-                self._spawn(self._fill_chat(frame.room, room, wait=True))
-            return
-        self._hand_out(room, frame)
-        while room.chat_id + 1 in room.chat_early:
-            self._hand_out(room, room.chat_early.pop(room.chat_id + 1))
+        self._hand_out(room, room.chat.arrive(frame))
+        if room.chat.needs_fill():
+            self._spawn(self._fill_chat(frame.room, room, wait=True))
 
-    def _hand_out(self, room: _Room, frame: ChatFrame) -> None:
-        room.chat_id = frame.id
-        if len(room.chat_tail) == room.chat_tail.maxlen:
-            room.chat_floor = room.chat_tail[0].id
-        room.chat_tail.append(frame)
-        for stream in tuple(room.streams):
-            stream.push_chat(frame)
+    def _hand_out(self, room: _Room, frames: list[ChatFrame]) -> None:
+        for frame in frames:
+            for stream in tuple(room.streams):
+                stream.push_chat(frame)
 
     async def _fill_chat(self, slug: str, room: _Room, *, wait: bool) -> None:
         """Deliver from the database what the layer did not bring (in id order); deleted ids are skipped."""
         try:
-            if wait:
-                await asyncio.sleep(CHAT_GAP_WAIT_S)
-                if not room.chat_early:
-                    return  # the predecessor came through the layer meanwhile
-            seq, messages = await _read_chat_tail(slug, room.chat_id)
-            if self._rooms.get(slug) is not room:
-                return
-            for message in messages:
-                if message["id"] > room.chat_id:
-                    frame = room.chat_early.pop(message["id"], None) or ChatFrame.from_dict(slug, message)
-                    self._hand_out(room, frame)
-            room.chat_id = max(room.chat_id, seq)
-            for early in [early for early in room.chat_early if early <= room.chat_id]:
-                del room.chat_early[early]
-            while room.chat_id + 1 in room.chat_early:
-                self._hand_out(room, room.chat_early.pop(room.chat_id + 1))
+            gap = await read_gap(slug, room.chat, wait=wait)
+            if gap is not None and self._rooms.get(slug) is room:
+                seq, messages = gap
+                self._hand_out(room, room.chat.filled(seq, messages, slug))
         except Exception:
             logger.exception("could not fill the chat of %s from the database", slug)
         finally:
-            room.chat_filling = False
-            if room.chat_early and self._rooms.get(slug) is room:
-                room.chat_filling = True
+            room.chat.filling = False
+            if self._rooms.get(slug) is room and room.chat.needs_fill():
                 self._spawn(self._fill_chat(slug, room, wait=True))
 
     # -- the process's subscriptions -------------------------------------------------
@@ -484,13 +422,9 @@ class Hub:
         data, chat_seq = row
         self._deliver(Snapshot.from_dict(data))
         room = self._rooms.get(slug)
-        if room is not None and chat_seq > room.chat_id:
-            # Messages before this one are history (the database's), not this process's to deliver.
-            room.chat_id = room.chat_floor = chat_seq
-            for early in [early for early in room.chat_early if early <= chat_seq]:
-                del room.chat_early[early]
-            while room.chat_id + 1 in room.chat_early:
-                self._hand_out(room, room.chat_early.pop(room.chat_id + 1))
+        if room is not None:
+            # Messages up to the database's position are history, not this process's to deliver.
+            self._hand_out(room, room.chat.start_at(chat_seq))
 
     async def _receive_forever(self) -> None:
         layer = get_channel_layer()
@@ -530,10 +464,10 @@ class Hub:
             self._deliver(Snapshot.from_dict(data))
         # Chat too: a message whose layer copy was lost is read from the database.
         ready = {slug: room for slug, room in self._rooms.items() if room.streams and room.ready.done()}
-        for slug, seq in (await _read_chat_seqs(list(ready))).items():
+        for slug, seq in (await read_chat_seqs(list(ready))).items():
             room = ready[slug]
-            if seq > room.chat_id and not room.chat_filling and self._rooms.get(slug) is room:
-                room.chat_filling = True
+            if seq > room.chat.chat_id and not room.chat.filling and self._rooms.get(slug) is room:
+                room.chat.filling = True
                 self._spawn(self._fill_chat(slug, room, wait=False))
 
     async def _heartbeat_forever(self) -> None:
@@ -556,29 +490,6 @@ def _group(slug: str) -> str:
 @database_sync_to_async
 def _read_state(slug: str) -> tuple[dict[str, Any], int] | None:
     return Room.objects.filter(slug=slug).values_list("state", "chat_seq").first()
-
-
-@database_sync_to_async
-def _read_chat_after(slug: str, after: int) -> list[dict[str, Any]]:
-    try:
-        return chat_messages_after(slug=slug, after=after)
-    except Room.DoesNotExist:
-        raise NoSuchRoom(slug) from None
-
-
-@database_sync_to_async
-def _read_chat_tail(slug: str, after: int) -> tuple[int, list[dict[str, Any]]]:
-    """The room's chat position and the (undeleted) messages after ``after`` up to it, oldest first."""
-    seq = Room.objects.filter(slug=slug).values_list("chat_seq", flat=True).first() or 0
-    messages = chat_messages_after(slug=slug, after=after, limit=min(seq - after, 1_000)) if seq > after else []
-    return seq, [message for message in messages if message["id"] <= seq]
-
-
-@database_sync_to_async
-def _read_chat_seqs(slugs: list[str]) -> dict[str, int]:
-    if not slugs:
-        return {}
-    return dict(Room.objects.filter(slug__in=slugs).values_list("slug", "chat_seq"))
 
 
 @database_sync_to_async

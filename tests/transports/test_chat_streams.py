@@ -71,7 +71,7 @@ async def _test_a_gap_the_layer_never_fills_is_read_from_the_database(fresh_hub:
     # Message 1 is committed but its layer copy is lost; message 2 arrives.
     first = (await database_sync_to_async(_post)(slug=slug, client_id="c-a", text="lost")).payload["message"]
     second = (await database_sync_to_async(_post)(slug=slug, client_id="c-a", text="here")).payload["message"]
-    fresh_hub._rooms[slug].chat_id = 0
+    fresh_hub._rooms[slug].chat.chat_id = 0
     fresh_hub._deliver_chat(ChatFrame.from_dict(slug, second))
     await until(lambda: len(socket.of("chat")) == 2)
     assert [message["message"] for message in socket.of("chat")] == [first, second]
