@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from django.contrib.auth.hashers import check_password
 from django.db import IntegrityError, transaction
@@ -27,6 +27,9 @@ from rooms.signals import member_ended, room_access_changed
 ClientId = Annotated[str, Field(min_length=1, max_length=64)]
 # The WebSocket close code a kicked member's connections end with (CONTRACT v2).
 KICKED_CLOSE_CODE = 4403
+
+
+Body = TypeVar("Body", bound=BaseModel)
 
 
 class Join(BaseModel):
@@ -110,11 +113,17 @@ def _failed(address: str | None, error: str, field: str) -> Result:
     return refused("denied", error, field)
 
 
+
+def _permitted_body(schema: type[Body], data: Any, *, permitted: bool, refusal: str) -> Body | Result:
+    """A moderation request's body, checked only once the caller may make the request at all."""
+    if not permitted:
+        return refused("denied", refusal)
+    return validated_or_invalid(schema, data)
+
+
 def roles_submit(*, slug: str, access: Access, data: Any) -> Result:
     """``/roles``, owner only: make a member a host, or a viewer again."""
-    if not access.is_owner:
-        return refused("denied", "only the room's owner grants roles")
-    change = validated_or_invalid(RoleChange, data)
+    change = _permitted_body(RoleChange, data, permitted=access.is_owner, refusal="only the room's owner grants roles")
     if isinstance(change, Result):
         return change
     member = Member.objects.filter(room__slug=slug, client_id=change.client_id).exclude(token_hash="").first()
@@ -128,9 +137,7 @@ def roles_submit(*, slug: str, access: Access, data: Any) -> Result:
 
 def kick_submit(*, slug: str, access: Access, data: Any) -> Result:
     """``/kick``, owner or host: revoke a member's token and end its connections; ``ban`` keeps it out."""
-    if not access.moderates:
-        return refused("denied", "only the owner and hosts kick members")
-    kick = validated_or_invalid(Kick, data)
+    kick = _permitted_body(Kick, data, permitted=access.moderates, refusal="only the owner and hosts kick members")
     if isinstance(kick, Result):
         return kick
     with transaction.atomic():
