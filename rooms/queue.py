@@ -16,7 +16,7 @@ from rooms.media.sources import stream_expiry_ms
 from rooms.models import Room
 from rooms.presence import room_start_lead_ms
 from rooms.results import Result, accepted, invalid, not_found, refused
-from rooms.services import ControlDenied, now_ms, room_save_version
+from rooms.services import ControlDenied, now_ms, room_lock_for, room_save_version
 from rooms.state import QUEUE_COMMANDS, Command, Media, QueueItem, Rejected, RoomState, apply, reach_end
 
 
@@ -28,9 +28,7 @@ def room_queue_command(*, slug: str, command: Command, at_ms: float | None = Non
     if command.type not in QUEUE_COMMANDS:
         raise ValueError(f"not a queue command: {command.type!r}")
     with transaction.atomic():
-        room = Room.objects.select_for_update().get(slug=slug)
-        if command.client_id is not None and room.control == Room.Control.LOCKED:
-            raise ControlDenied("this room is locked: only admins control playback")
+        room = room_lock_for(slug=slug, client_id=command.client_id)
         accepted_ms = now_ms() if at_ms is None else at_ms
         if command.type == "enqueue":
             # Taken under the row lock, so two enqueues never share an id; a refused one wastes none.

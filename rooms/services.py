@@ -27,6 +27,19 @@ def now_ms() -> float:
     return time.time() * 1000.0
 
 
+def room_lock_for(*, slug: str, client_id: str | None) -> Room:
+    """Room ``slug``'s row, locked for a command by ``client_id`` (None: the server), inside a transaction.
+
+    Raises Room.DoesNotExist, and ControlDenied for a client in a room an admin locked.
+    """
+    # SQLite takes its write lock at BEGIN (transaction_mode IMMEDIATE); PostgreSQL
+    # locks the row here. Either way, writers to one room queue up.
+    room = Room.objects.select_for_update().get(slug=slug)
+    if client_id is not None and room.control == Room.Control.LOCKED:
+        raise ControlDenied("this room is locked: only admins control playback")
+    return room
+
+
 def room_apply_command(*, slug: str, command: Command, at_ms: float | None = None, media_page_url: str = "",
                        media_expires_ms: float | None = None, order_last: bool = False) -> RoomState | Rejected:
     """Apply ``command`` to room ``slug`` atomically and publish the new version on commit.
@@ -37,11 +50,7 @@ def room_apply_command(*, slug: str, command: Command, at_ms: float | None = Non
     stamp). Raises Room.DoesNotExist and ControlDenied; returns the new state or a Rejected.
     """
     with transaction.atomic():
-        # SQLite takes its write lock at BEGIN (transaction_mode IMMEDIATE); PostgreSQL
-        # locks the row here. Either way, writers to one room queue up.
-        room = Room.objects.select_for_update().get(slug=slug)
-        if command.client_id is not None and room.control == Room.Control.LOCKED:
-            raise ControlDenied("this room is locked: only admins control playback")
+        room = room_lock_for(slug=slug, client_id=command.client_id)
         accepted_ms = now_ms() if at_ms is None else at_ms
         if order_last:
             # Decided under the row lock: nothing can slip in between the read and the write.
