@@ -18,9 +18,11 @@ from django.db import reset_queries
 
 from rooms.access import Access, AccessDenied, room_access
 from transports.asgi_http import Scope, Send, client_address, member_token, respond
+from vsync.security import DATABASE_RETRY_AFTER_S, is_database_down
 
 # A WebSocket is closed right after the handshake with 4000 + the HTTP status it would have had.
 CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NO_SUCH_ROOM, CLOSE_TOO_MANY = 4401, 4403, 4404, 4429
+DATABASE_DOWN = "the database is not answering; try again in a moment"
 
 
 class Refused(Exception):
@@ -33,6 +35,16 @@ class Refused(Exception):
     @property
     def close_code(self) -> int:
         return 4000 + self.status
+
+
+def database_refusal(exc: BaseException) -> Refused | None:
+    """A database that does not answer, as a refusal (503 with Retry-After, WebSocket 4503); None for anything else.
+
+    Anything else is a bug and stays one (a 500 and a traceback in the log).
+    """
+    if is_database_down(exc):
+        return Refused(503, DATABASE_DOWN, retry_after_s=DATABASE_RETRY_AFTER_S)
+    return None
 
 
 @dataclass(frozen=True)

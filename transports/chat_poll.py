@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 
-from transports.admission import Refused, admit, respond_refused
+from transports.admission import Refused, admit, database_refusal, respond_refused
 from transports.asgi_http import Receive, Scope, Send, close_on_disconnect, query, respond, respond_error
 from transports.hub import NoSuchRoom, hub
 from transports.resume import BadVersion, parse_version
@@ -58,6 +58,12 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
         return
     except NoSuchRoom:
         await respond_error(send, 404, f"no room {slug!r}")
+        return
+    except Exception as exc:
+        unavailable = database_refusal(exc)
+        if unavailable is None:
+            raise
+        await respond_refused(send, unavailable)
         return
     left = asyncio.ensure_future(close_on_disconnect(receive, lambda: None))
     try:

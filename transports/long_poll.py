@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from transports.admission import Refused, admit, respond_refused
+from transports.admission import Refused, admit, database_refusal, respond_refused
 from transports.asgi_http import Receive, Scope, Send, close_on_disconnect, query, respond, respond_error
 from transports.hub import NoSuchRoom, hub
 from transports.resume import BadVersion, parse_version
@@ -56,6 +56,12 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
         return
     except NoSuchRoom:
         await respond_error(send, 404, f"no room {slug!r}")
+        return
+    except Exception as exc:
+        unavailable = database_refusal(exc)
+        if unavailable is None:
+            raise
+        await respond_refused(send, unavailable)
         return
     assert isinstance(stream, LongPoll)
     # This coroutine writes the answer itself: the hub only hands it a newer version (or

@@ -7,7 +7,7 @@ Commands (POST .../commands) are the HTTP API's (rooms.api.commands).
 
 from __future__ import annotations
 
-from transports.admission import Refused, admit, respond_refused
+from transports.admission import Refused, admit, database_refusal, respond_refused
 from transports.asgi_http import Receive, Scope, Send, header, respond, respond_error
 from transports.hub import NoSuchRoom, hub
 
@@ -36,6 +36,12 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
         return
     except NoSuchRoom:
         await respond_error(send, 404, f"no room {slug!r}")
+        return
+    except Exception as exc:
+        unavailable = database_refusal(exc)
+        if unavailable is None:
+            raise
+        await respond_refused(send, unavailable)
         return
     if_none_match = header(scope, b"if-none-match")
     if etag_matches(if_none_match.decode("latin-1") if if_none_match else None, snapshot.version):

@@ -14,7 +14,7 @@ at all, chat from now on. ``?chat_after=<id>`` sets the chat part explicitly.
 
 from __future__ import annotations
 
-from transports.admission import Refused, admit, respond_refused
+from transports.admission import Refused, admit, database_refusal, respond_refused
 from transports.asgi_http import Receive, Scope, Send, header, query, respond_error
 from transports.hub import NoSuchRoom, hub
 from transports.resume import BadVersion, parse_event_id, parse_version
@@ -70,6 +70,12 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
         return
     except NoSuchRoom:
         await respond_error(send, 404, f"no room {slug!r}")
+        return
+    except Exception as exc:
+        unavailable = database_refusal(exc)
+        if unavailable is None:
+            raise
+        await respond_refused(send, unavailable)
         return
     # From here on the hub writes the events (and heartbeats); this coroutine only waits
     # for the client to leave (or for the response to end: the servers then say the client

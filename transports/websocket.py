@@ -20,7 +20,11 @@ Close codes (right after the handshake, or later for 4401/4403):
   4403  banned, or kicked (rooms.signals.member_ended)
   4404  no such room
   4429  this address holds its cap of open connections (VSYNC_MAX_CONNECTIONS_PER_ADDRESS)
-  4503  the server could not subscribe to the room (channel layer unavailable)
+  4503  the server could not subscribe to the room (channel layer or database unavailable)
+
+A command or chat message while the database does not answer gets an ``ack`` with
+``accepted: false``, ``reason: "unavailable"``, ``error`` and ``status: 503``; a presence
+update an ``error``; the socket stays open.
 
 The member token comes from ``Authorization: Bearer``, the room's cookie or ``?token=``.
 
@@ -44,7 +48,7 @@ from rooms.chat import chat_submit
 from rooms.commands import MAX_BODY_BYTES
 from rooms.intake import access_for, ack_fields, command_submit, presence_submit
 from rooms.results import Result
-from transports.admission import Refused, admit
+from transports.admission import DATABASE_DOWN, Refused, admit, database_refusal
 from transports.asgi_http import Receive, Scope, Send, query
 from transports.hub import NoSuchRoom, hub
 from transports.resume import BadVersion, parse_version
@@ -110,9 +114,11 @@ class RoomSocket:
         except NoSuchRoom:
             await self.send({"type": "websocket.close", "code": CLOSE_NO_SUCH_ROOM})
             return
-        except Exception:
+        except Exception as exc:
             await self.send({"type": "websocket.close", "code": CLOSE_UNAVAILABLE})
-            raise
+            if database_refusal(exc) is None:
+                raise
+            return
         # The hub writes states to the socket itself; this coroutine answers the client
         # (in this frame, not a nested one: it stays suspended for the socket's whole life).
         try:
@@ -151,6 +157,17 @@ class RoomSocket:
         if not isinstance(message, dict):
             return _error("a message must be a JSON object", "body")
         kind, ref = message.get("type"), message.get("ref")
+        try:
+            return await self._dispatch(kind, message, ref)
+        except Exception as exc:
+            if database_refusal(exc) is None:
+                raise
+            if kind in ("command", "chat"):
+                return {"type": "ack", "ref": ref, "accepted": False, "reason": "unavailable", "error": DATABASE_DOWN,
+                        "status": 503}
+            return _error(DATABASE_DOWN, None, ref)
+
+    async def _dispatch(self, kind: Any, message: dict[str, Any], ref: Any) -> dict[str, Any] | None:
         if kind == "command":
             return await self._command(message.get("command"), ref)
         if kind == "chat":

@@ -12,11 +12,11 @@ from channels.db import database_sync_to_async
 
 from rooms.services import room_create
 from rooms.state import Media
+from transports import chat_poll, hub_stats, long_poll, short_poll, sse, websocket
 from transports import hub as hub_module
-from transports import hub_stats, long_poll, short_poll, sse, websocket
 from transports.hub import Hub
 
-HUB_USERS = (hub_module, hub_stats, long_poll, short_poll, sse, websocket)
+HUB_USERS = (hub_module, hub_stats, chat_poll, long_poll, short_poll, sse, websocket)
 
 
 @pytest.fixture
