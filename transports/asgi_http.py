@@ -15,6 +15,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 JSON = b"application/json"
+# On every raw-ASGI answer, as Django's SecurityMiddleware puts it on its own: a JSON body
+# is never sniffed into something a browser would run.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 def query(scope: Scope) -> dict[str, str]:
@@ -26,6 +29,18 @@ def header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+def request_host(scope: Scope) -> str | None:
+    """The Host the request was sent to (``name[:port]``): the header, else the server's address, as Django reads it."""
+    host = header(scope, b"host")
+    if host:
+        return host.decode("latin-1")
+    server = scope.get("server")
+    if not server or server[0] is None:
+        return None
+    name = f"[{server[0]}]" if ":" in server[0] else server[0]
+    return name if server[1] is None else f"{name}:{server[1]}"
 
 
 def client_address(scope: Scope) -> str | None:
@@ -82,7 +97,7 @@ def member_token(scope: Scope, slug: str, *, from_query: bool) -> str | None:
 
 async def respond(send: Send, status: int, body: bytes = b"", *, content_type: bytes = JSON,
                   headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    all_headers = [(b"cache-control", b"no-cache"), *(headers or [])]
+    all_headers = [(b"cache-control", b"no-cache"), NOSNIFF, *(headers or [])]
     if body:
         all_headers += [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": all_headers})

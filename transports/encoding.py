@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from rooms.state import RoomState
+from transports.asgi_http import NOSNIFF
 
 
 class Snapshot:
@@ -38,7 +39,7 @@ class Snapshot:
         self.sse_chunk = b"%x\r\n%s\r\n" % (len(sse), sse)
         self.poll_start = {"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"application/json"), (b"content-length", b"%d" % len(self.body)),
-            (b"cache-control", b"no-cache"), (b"etag", b'"%d"' % version)]}
+            (b"cache-control", b"no-cache"), NOSNIFF, (b"etag", b'"%d"' % version)]}
         self.poll_body = {"type": "http.response.body", "body": self.body}
         self._sse_by_chat: dict[int, SseFrame] = {}
 

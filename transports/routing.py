@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlparse
 
-from channels.security.websocket import AllowedHostsOriginValidator, WebsocketDenier
+from channels.security.websocket import WebsocketDenier
 
+from rooms.api.origins import host_allowed, origin_allowed
 from transports import chat_poll, hub_stats, long_poll, short_poll, sse
-from transports.asgi_http import Receive, Scope, Send
+from transports.asgi_http import Receive, Scope, Send, header, request_host, respond_error
 from transports.websocket import RoomSocket
 
 PUSH_PATHS = {
@@ -60,7 +60,11 @@ class Application:
 
 
 class PushRouter:
-    """Send ``/api/rooms/{slug}/state``, ``/poll`` and ``/events`` to their transports, everything else to Django."""
+    """Send ``/api/rooms/{slug}/state``, ``/poll`` and ``/events`` to their transports, everything else to Django.
+
+    Django checks the Host of what it serves (ALLOWED_HOSTS); the raw-ASGI routes check it
+    here with the same rule (rooms.api.origins.host_allowed): 400 for any other.
+    """
 
     def __init__(self, django_app: Any) -> None:
         self.django_app = django_app
@@ -69,36 +73,44 @@ class PushRouter:
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         match = _PUSH_PATH.match(scope["path"])
         if match:
-            return PUSH_PATHS[match["kind"]](scope, receive, send, match["slug"])
+            return self._checked(scope, send) or PUSH_PATHS[match["kind"]](scope, receive, send, match["slug"])
         match = _CHAT_PATH.match(scope["path"])
         if match and chat_poll.wants_wait(scope):
-            return chat_poll.app(scope, receive, send, match["slug"])
+            return self._checked(scope, send) or chat_poll.app(scope, receive, send, match["slug"])
         if self.hub_stats and scope["path"] == hub_stats.PATH:
-            return hub_stats.app(scope, receive, send)
+            return self._checked(scope, send) or hub_stats.app(scope, receive, send)
         return self.django_app(scope, receive, send)
+
+    def _checked(self, scope: Scope, send: Send) -> Any:
+        """None for a Host that ALLOWED_HOSTS admits; else the 400 answer's coroutine."""
+        if host_allowed(request_host(scope)):
+            return None
+        return respond_error(send, 400, "the Host header names no host this server serves", "host")
 
 
 _WS_PATH = re.compile(r"^/ws/rooms/(?P<slug>[^/]+)$")
 
 
 class WebSocketRouter:
-    """``/ws/rooms/{slug}`` to ``RoomSocket``, for browsers behind AllowedHostsOriginValidator's rule.
+    """``/ws/rooms/{slug}`` to ``RoomSocket`` when the Host and the Origin pass the HTTP API's rules.
 
-    A client that sends no Origin is not a browser page and passes (the HTTP API's rule,
-    rooms.api.http.origin_allowed).
+    The Host must be one of ALLOWED_HOSTS; the Origin must be the socket's own full origin
+    (scheme, host and port: ``http://localhost:9999`` is another program) or a trusted one
+    (rooms.api.origins.origin_allowed). A client that sends no Origin is not a browser
+    page and passes. Refused at the handshake (HTTP 403).
     """
-
-    def __init__(self) -> None:
-        self.origins = AllowedHostsOriginValidator(None)
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Any:
         match = _WS_PATH.match(scope["path"])
-        if match is None or not self.origin_allowed(scope):
+        if match is None or not self.allowed(scope):
             return WebsocketDenier()(scope, receive, send)
         return RoomSocket(scope, receive, send, match["slug"]).run()
 
-    def origin_allowed(self, scope: Scope) -> bool:
-        for name, value in scope.get("headers", []):
-            if name == b"origin":
-                return self.origins.valid_origin(urlparse(value.decode("latin1")))
-        return True
+    @staticmethod
+    def allowed(scope: Scope) -> bool:
+        host = request_host(scope)
+        if not host_allowed(host):
+            return False
+        origin = header(scope, b"origin")
+        return origin_allowed(origin.decode("latin-1") if origin is not None else None,
+                              scheme=scope.get("scheme", "ws"), host=host)

@@ -15,7 +15,7 @@ at all, chat from now on. ``?chat_after=<id>`` sets the chat part explicitly.
 from __future__ import annotations
 
 from transports.admission import Refused, admit, database_refusal, respond_refused
-from transports.asgi_http import Receive, Scope, Send, header, query, respond_error
+from transports.asgi_http import NOSNIFF, Receive, Scope, Send, header, query, respond_error
 from transports.hub import NoSuchRoom, hub
 from transports.resume import BadVersion, parse_event_id, parse_version
 from transports.streams import SSE
@@ -30,6 +30,7 @@ HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
+    NOSNIFF,
 ]
 START = {"type": "http.response.start", "status": 200, "headers": HEADERS}
 RETRY = {"type": "http.response.body", "body": b"retry: %d\n\n" % RECONNECT_MS, "more_body": True}

@@ -95,6 +95,7 @@ async def ws_open(path: str, headers: list[tuple[bytes, bytes]] | None = None) -
 
     socket = WebsocketCommunicator(application, path, headers=headers or [])
     socket.scope["client"] = ("127.0.0.1", 50001)  # as a real server says; read after the handshake
+    socket.scope["server"] = ("127.0.0.1", 8000)  # the Host a client without the header reached (ALLOWED_HOSTS)
     connected, _ = await socket.connect()
     assert connected  # accepted: refusals come right after the handshake, as a close code
     return socket
