@@ -113,6 +113,7 @@ class SseViewer(Viewer):
         self.lines: list[str] = []
         self.comments: list[str] = []
         self.states: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.chat_events: list[tuple[str, dict[str, Any]]] = []
         self.reader = asyncio.ensure_future(self._read())
 
     async def _read(self) -> None:
@@ -123,9 +124,13 @@ class SseViewer(Viewer):
             if line.startswith(":"):
                 self.comments.append(line)
             elif line == "":
-                if "data" in fields:
-                    assert fields["event"] == "state" and int(fields["id"]) == json.loads(fields["data"])["version"]
+                # Chat events (chat, chat-delete, chat-reset) share the stream; this viewer follows the state.
+                if "data" in fields and fields.get("event") == "state":
+                    # The id is <version>.<chat id>, or a bare <version> while the stream has no chat position.
+                    assert int(fields["id"].partition(".")[0]) == json.loads(fields["data"])["version"]
                     await self.states.put(json.loads(fields["data"]))
+                elif "data" in fields:
+                    self.chat_events.append((fields.get("event", ""), json.loads(fields["data"])))
                 fields = {}
             else:
                 name, _, value = line.partition(":")

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.support.clients import create_room, seek
+from tests.support.clients import create_room, seek, viewer
 from tests.support.servers import LiveServer
 
 _authors = itertools.count()
@@ -298,3 +298,16 @@ def test_a_deleted_message_is_removed_on_sse_and_websocket(push_server: LiveServ
             assert event_id is None and data == {"id": message["id"]}
 
     run(scenario())
+
+
+def test_the_sse_test_viewer_follows_the_state_past_chat_events(push_server: LiveServer, slug: str) -> None:
+    """tests.support.clients.SseViewer: chat events share the stream and ids are <version>.<chat id>."""
+    async def scenario() -> None:
+        async with viewer("sse", push_server.url, slug) as sse:
+            assert (await sse.next_state())["version"] == 1
+            await asyncio.to_thread(say, push_server.url, slug, "between the states")
+            await asyncio.to_thread(seek, push_server.url, slug, 4.0)
+            assert (await sse.next_state())["version"] == 2
+            assert [event for event, _ in sse.chat_events] == ["chat"]
+
+    asyncio.run(scenario())
