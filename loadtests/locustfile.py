@@ -33,6 +33,9 @@ def add_options(parser: Any) -> None:
     group = parser.add_argument_group("vsync")
     group.add_argument("--vsync-room", default="demo", help="room slug every user joins")
     group.add_argument("--vsync-hosts", default="", help="comma-separated server URLs; viewers spread over them")
+    group.add_argument("--vsync-command-host", default="",
+                       help="where the controller sends commands (default: the first host); the runner sends them "
+                            "straight to the server so that a shaped network does not cap the command rate")
     group.add_argument("--command-rate", type=float, default=2.0, help="controller commands per second")
     group.add_argument("--idle-s", type=float, default=0.0,
                        help="seconds from the controller's start (ramp-up included) before the first command")
@@ -51,7 +54,8 @@ class Controller(FastHttpUser):
     def on_start(self) -> None:
         opts = self.environment.parsed_options
         hosts = [h for h in (opts.vsync_hosts or "").split(",") if h.strip()]
-        self.base = (hosts[0] if hosts else self.host or "http://127.0.0.1:8000").rstrip("/")
+        self.base = (opts.vsync_command_host or (hosts[0] if hosts else self.host)
+                     or "http://127.0.0.1:8000").rstrip("/")
         self.url = f"{self.base}/api/rooms/{opts.vsync_room}/commands"
         self.rate = max(float(opts.command_rate), 0.01)
         self.client_ids = max(1, math.ceil(self.rate / COMMANDS_PER_CLIENT_ID))

@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--busy-s", type=float, default=6.0)
     parser.add_argument("--tail-s", type=float, default=2.0)
     parser.add_argument("--command-rate", type=float, default=2.0)
+    parser.add_argument("--command-host", help="where commands go (default: the first host)")
     parser.add_argument("--poll-interval", type=float, default=1.0)
     parser.add_argument("--stats-dir", required=True)
     parser.add_argument("-t", help="the planned length, for the runner's time-out (not used here)")
@@ -224,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     rec = Recorder()
     time.sleep(args.idle_s)
     if args.command_rate > 0 and args.busy_s > 0:
-        control(hosts[0], args.room, args.command_rate, args.busy_s, rec)
+        target = urlsplit(args.command_host) if args.command_host else None
+        control((target.hostname or "127.0.0.1", target.port or 80) if target else hosts[0], args.room,
+                args.command_rate, args.busy_s, rec)
     time.sleep(args.tail_s)
     for pipe in pipes:
         pipe.send("stop")

@@ -263,11 +263,19 @@ def network_table(rows: list[Row], meta: dict[str, Any]) -> list[str]:
 
     The predictions are for this lab's clients: a short poller fires on a timer every interval
     (not interval after the answer), so a change waits interval/2 on average for the next request to
-    reach the server, then half a round trip back: interval/2 + RTT/2. A long poll that is parked at
+    reach the server, then half a round trip back: interval/2 + RTT/2. When changes come more often
+    than polls, a poll sees only the newest, and only its latency is measured (the ones before it
+    are skipped): that one is on average half the spacing of the changes old, so the model's wait is
+    min(interval, 1 / command rate) / 2. A long poll that is parked at
     the server when the change happens answers after half a round trip (RTT/2); a change that lands
     while the next poll is still on its way waits for it, up to one more round trip.
     """
     interval_ms = _poll_interval_s(meta) * 1000
+    try:
+        spacing_ms = 1000 / float(meta.get("commands per second (busy)", 0))
+    except (TypeError, ValueError, ZeroDivisionError):
+        spacing_ms = math.inf
+    wait_ms = min(interval_ms, spacing_ms) / 2
     lines = ["| transport | server | viewers | RTT ms | p50 ms | p99 ms | p50 model ms | p50 - model ms "
              "| p99 ÷ floor | KiB/viewer-min busy | requests/viewer-min busy | proxy CPU % |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -285,7 +293,7 @@ def network_table(rows: list[Row], meta: dict[str, Any]) -> list[str]:
     for key in sorted(points, key=order):
         transport, client, config, viewers, rtt, bandwidth = key
         point = points[key]
-        model = interval_ms / 2 + rtt / 2 if transport == "poll" else rtt / 2
+        model = wait_ms + rtt / 2 if transport == "poll" else rtt / 2
         floor = points.get((transport, client, "floor/floor", viewers, rtt, bandwidth))
         p50 = point.median("p50_ms")
         shown = config if client == "locust" else f"{config} ({client})"
@@ -355,8 +363,10 @@ def _render(rows: list[Row], idle_rows: list[Row], meta: dict[str, Any], plot_fi
         out += [by_hand, ""]
     if len({r.rtt_ms for r in rows}) > 1 or any(r.rtt_ms for r in rows):
         out += ["## Latency against the network's round trip", "",
-                "p50 model: short polling interval/2 + RTT/2 (this lab's poller fires on a timer; a poller that "
-                "waits an interval after each answer would see interval/2 + RTT), long polling, SSE and WebSocket "
+                "p50 model: short polling min(interval, command spacing)/2 + RTT/2 (this lab's poller fires on a "
+                "timer, so a poller that waits an interval after each answer would see interval/2 + RTT; when "
+                "commands come faster than polls, only the newest version of each poll is measured, on average "
+                "half a command spacing old), long polling, SSE and WebSocket "
                 "RTT/2 (the one-way trip; a long poll adds up to one more round trip when a change lands while "
                 "its next request is on the way). Proxy CPU is the netem process (100 = one core).", "",
                 *network_table(rows, meta), ""]

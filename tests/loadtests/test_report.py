@@ -124,7 +124,8 @@ def network_row(transport: str, rtt: float, p50: float, p99: float, server: str 
 def test_a_network_sweep_reports_latency_against_rtt_per_network_and_plots_it(tmp_path):
     rows = [network_row(t, rtt, rtt / 2 + 5, rtt / 2 + 20, server) for t in ("sse", "poll")
             for rtt in (0.0, 150.0) for server in ("uvicorn", "floor")]
-    write_results(tmp_path, rows, {r.run_id: [1.0, 2.0] for r in rows}, {"date": "d", "short-poll interval s": 1.0})
+    write_results(tmp_path, rows, {r.run_id: [1.0, 2.0] for r in rows},
+                  {"date": "d", "short-poll interval s": 1.0, "commands per second (busy)": 0.5})
     text = (tmp_path / "report.md").read_text()
     assert "## Latency against the network's round trip" in text
     assert "## uvicorn/memory, RTT 150 ± 15 ms" in text and "## uvicorn/memory, loopback" in text
