@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 from django.conf import settings
@@ -27,7 +27,7 @@ def query(scope: Scope) -> dict[str, str]:
 def header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", []):
         if key == name:
-            return value
+            return cast(bytes, value)
     return None
 
 

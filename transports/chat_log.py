@@ -84,7 +84,8 @@ class ChatLog:
         frames = []
         for message in messages:
             if message["id"] > self.chat_id:
-                frames.append(self._record(self.early.pop(message["id"], None) or ChatFrame.from_dict(slug, message)))
+                early = self.early.pop(message["id"], None)
+                frames.append(self._record(early if early is not None else ChatFrame.from_dict(slug, message)))
         self.chat_id = max(self.chat_id, seq)  # ids missing up to seq were deleted meanwhile
         self._drop_early_up_to(self.chat_id)
         return [*frames, *self._unblocked()]
@@ -136,7 +137,8 @@ async def read_gap(slug: str, log: ChatLog, *, wait: bool) -> tuple[int, list[di
         await asyncio.sleep(CHAT_GAP_WAIT_S)
         if not log.early:
             return None  # the predecessor came through the layer meanwhile
-    return await _read_chat_tail(slug, log.chat_id)
+    gap: tuple[int, list[dict[str, Any]]] = await _read_chat_tail(slug, log.chat_id)
+    return gap
 
 
 @database_sync_to_async

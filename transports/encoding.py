@@ -29,15 +29,15 @@ class Snapshot:
         self.version = version
         self.json = json_text
         self.body = json_text.encode()
-        self.sse_message = {"type": "http.response.body", "more_body": True,
-                            "body": b"id: %d\nevent: state\ndata: %s\n\n" % (version, self.body)}
-        self.ws_message = {"type": "websocket.send", "text": '{"type":"state","state":' + json_text + "}"}
+        sse = b"id: %d\nevent: state\ndata: %s\n\n" % (version, self.body)
+        self.sse_message: dict[str, Any] = {"type": "http.response.body", "more_body": True, "body": sse}
+        self.ws_message: dict[str, Any] = {"type": "websocket.send",
+                                           "text": '{"type":"state","state":' + json_text + "}"}
         # The same messages as bytes on the wire, for servers that let the hub write them
         # itself (transports.fastwrite): one unmasked text frame, one HTTP/1.1 chunk.
         self.ws_frame = _text_frame(self.ws_message["text"].encode())
-        sse = self.sse_message["body"]
         self.sse_chunk = b"%x\r\n%s\r\n" % (len(sse), sse)
-        self.poll_start = {"type": "http.response.start", "status": 200, "headers": [
+        self.poll_start: dict[str, Any] = {"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"application/json"), (b"content-length", b"%d" % len(self.body)),
             (b"cache-control", b"no-cache"), NOSNIFF, (b"etag", b'"%d"' % version)]}
         self.poll_body = {"type": "http.response.body", "body": self.body}
@@ -68,7 +68,8 @@ class Snapshot:
     @cached_property
     def state(self) -> dict[str, Any]:
         """The decoded state, for the few places that embed it in a larger message (acks)."""
-        return json.loads(self.json)
+        state: dict[str, Any] = json.loads(self.json)
+        return state
 
     def to_message(self) -> dict[str, Any]:
         """The channel-layer message: the JSON text travels as is, so no process re-encodes it."""
@@ -95,7 +96,7 @@ class SseFrame:
     def __init__(self, event_id: bytes | None, event: bytes, data: bytes) -> None:
         head = b"id: %s\n" % event_id if event_id is not None else b""
         body = b"%sevent: %s\ndata: %s\n\n" % (head, event, data)
-        self.sse_message = {"type": "http.response.body", "more_body": True, "body": body}
+        self.sse_message: dict[str, Any] = {"type": "http.response.body", "more_body": True, "body": body}
         self.sse_chunk = b"%x\r\n%s\r\n" % (len(body), body)
 
 
@@ -105,7 +106,7 @@ class SocketFrame:
     __slots__ = ("ws_frame", "ws_message")
 
     def __init__(self, text: str) -> None:
-        self.ws_message = {"type": "websocket.send", "text": text}
+        self.ws_message: dict[str, Any] = {"type": "websocket.send", "text": text}
         self.ws_frame = _text_frame(text.encode())
 
 

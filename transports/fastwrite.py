@@ -58,6 +58,7 @@ class DaphneWriter:
         if self.mode == "ws":
             if protocol.state != protocol.STATE_OPEN or protocol.send_state != protocol.SEND_STATE_GROUND:
                 return UNAVAILABLE
+            assert not isinstance(snapshot, SseFrame)  # a WebSocket is handed only its own frames
             data = snapshot.ws_frame
         else:
             # twisted.web writes the head with the first body bytes; after that a body write
@@ -65,10 +66,12 @@ class DaphneWriter:
             if (protocol.finished or protocol._disconnected or not protocol.startedWriting
                     or protocol.method == b"HEAD"):
                 return UNAVAILABLE
-            data = snapshot.sse_chunk if protocol.chunked else snapshot.sse_message["body"]
+            assert not isinstance(snapshot, SocketFrame)  # an SSE stream is handed only its own events
+            body = snapshot.sse_message["body"]
+            data = snapshot.sse_chunk if protocol.chunked else body
         outcome = _send_now(self.transport, data)
         if outcome == WRITTEN and self.mode == "sse":
-            protocol.sentLength += len(snapshot.sse_message["body"])
+            protocol.sentLength += len(body)
         return outcome
 
     def backed_up(self) -> bool:

@@ -101,6 +101,7 @@ class Hub:
         if mode == POLL:
             stream = LongPoll(slug, **identity)
         else:
+            assert send is not None  # only a long poll writes its own answer
             stream = STREAMS[mode](slug, send, newest=lambda: room.newest, **identity)
             # A busy stream is pushed nothing; release() catches it up. Held while its
             # chat backlog is read too: live messages queue behind it meanwhile.

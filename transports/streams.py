@@ -229,7 +229,7 @@ class WrittenStream(Stream):
                                 continue
                         self.chat_id = entry.id
                         message = self.chat_message(entry)
-                    elif entry is RESET:
+                    elif isinstance(entry, _Reset):
                         message = self.reset_message()
                     else:
                         message = entry
