@@ -58,7 +58,10 @@ class Room:
 
     def __init__(self, server: LiveServer, name: str) -> None:
         self.server = server
-        self.slug = httpx.post(f"{server.url}/api/rooms", json={"name": name}).json()["room"]
+        created = httpx.post(f"{server.url}/api/rooms", json={"name": name}).json()
+        self.slug = created["room"]
+        # The room's policy is its owner's (CONTRACT v2): the test acts as the owner for it.
+        self.owner_token = created["owner_token"]
 
     def state(self) -> RoomState:
         return RoomState.from_dict(httpx.get(f"{self.server.url}/api/rooms/{self.slug}/state").json())
@@ -72,7 +75,9 @@ class Room:
         return httpx.get(f"{self.server.url}/api/rooms/{self.slug}/members").json()
 
     def policy(self, **body: object) -> None:
-        assert httpx.post(f"{self.server.url}/api/rooms/{self.slug}/policy", json=body).status_code == 200
+        owner = {"Authorization": f"Bearer {self.owner_token}"}
+        answer = httpx.post(f"{self.server.url}/api/rooms/{self.slug}/policy", json=body, headers=owner)
+        assert answer.status_code == 200, answer.text
 
 
 @pytest.fixture

@@ -52,7 +52,8 @@ def test_lobby_creates_a_room_whose_creator_is_its_owner(browser: Browser, e2e_s
         page.click("#create-form button[type=submit]")
         page.wait_for_url("**/r/owned-by-the-lobby*", timeout=WAIT_MS)
         page.wait_for_function("() => window.vsync?.membership.role === 'owner'", timeout=WAIT_MS)
-        assert page.is_visible("#owner-panel")
+        # The panel shows once the room's settings are read, a moment after the join.
+        page.wait_for_selector("#owner-panel", state="visible", timeout=WAIT_MS)
         assert page.text_content("#role-badge") == "owner"
         # The share link is the room's address alone.
         assert page.input_value("#share-link") == f"{e2e_server.url}/r/owned-by-the-lobby"

@@ -77,6 +77,7 @@ def test_room_page_fits_the_screen_with_every_panel(browser: Browser, e2e_server
             .map(id => document.querySelector(id).getBoundingClientRect())
             .map(box => box.top + box.height / 2)""")
         assert max(middles) - min(middles) < 12, middles  # the controls under the seek bar share one row
+        page.wait_for_selector("#stats dd", timeout=5_000)  # the figures come with the first clock samples
         for panel in ("#chat", "#members", "#queue", "#subtitle-form", "#stats"):
             assert page.is_visible(panel), panel
         page.screenshot(path=str(artifacts / f"room-{width}.png"), full_page=True)
