@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import math
 
-from transports.admission import Refused, admit, database_refusal, respond_refused
+from transports.admission import admit
 from transports.asgi_http import Receive, Scope, Send, close_on_disconnect, query, respond, respond_error
-from transports.hub import NoSuchRoom, hub
+from transports.hub import hub, respond_refusal
 from transports.resume import BadVersion, parse_version
 
 # rooms.api.chat's bound, so that one request gets the same answer from either server path.
@@ -53,17 +53,9 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
     try:
         admission = await admit(scope, slug, token_in_query=False)
         stream = await hub.attach_chat_poll(slug, after=after, admission=admission)
-    except Refused as refused:
-        await respond_refused(send, refused)
-        return
-    except NoSuchRoom:
-        await respond_error(send, 404, f"no room {slug!r}")
-        return
     except Exception as exc:
-        unavailable = database_refusal(exc)
-        if unavailable is None:
+        if not await respond_refusal(send, slug, exc):
             raise
-        await respond_refused(send, unavailable)
         return
     left = asyncio.ensure_future(close_on_disconnect(receive, lambda: None))
     try:

@@ -27,7 +27,8 @@ from channels.layers import get_channel_layer
 from rooms.models import SLUG_PATTERN, Room
 from rooms.state import RoomState
 from transports import endings
-from transports.admission import Admission, Refused, connection_cap, forget_room
+from transports.admission import Admission, Refused, connection_cap, database_refusal, forget_room, respond_refused
+from transports.asgi_http import respond_error
 from transports.chat_log import ChatGone, ChatLog, backlog, page_after, read_chat_seqs, read_gap
 from transports.encoding import ChatFrame, Snapshot, chat_delete_frames
 from transports.resume import needs_snapshot
@@ -58,6 +59,18 @@ _SLUG = re.compile(f"^{SLUG_PATTERN}$")
 
 class NoSuchRoom(LookupError):
     pass
+
+
+async def respond_refusal(send: Send, slug: str, exc: Exception) -> bool:
+    """Answer why a raw-ASGI endpoint could not admit or attach (401/403/404/429/503); False: not a refusal."""
+    refused = exc if isinstance(exc, Refused) else database_refusal(exc)
+    if refused is not None:
+        await respond_refused(send, refused)
+        return True
+    if isinstance(exc, NoSuchRoom):
+        await respond_error(send, 404, f"no room {slug!r}")
+        return True
+    return False
 
 
 class _Room:

@@ -7,9 +7,9 @@ Commands (POST .../commands) are the HTTP API's (rooms.api.commands).
 
 from __future__ import annotations
 
-from transports.admission import Refused, admit, database_refusal, respond_refused
+from transports.admission import admit
 from transports.asgi_http import Receive, Scope, Send, header, respond, respond_error
-from transports.hub import NoSuchRoom, hub
+from transports.hub import hub, respond_refusal
 
 
 def etag_for(version: int) -> str:
@@ -31,17 +31,9 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
     try:
         await admit(scope, slug, token_in_query=False)
         snapshot = await hub.current(slug)
-    except Refused as refused:
-        await respond_refused(send, refused)
-        return
-    except NoSuchRoom:
-        await respond_error(send, 404, f"no room {slug!r}")
-        return
     except Exception as exc:
-        unavailable = database_refusal(exc)
-        if unavailable is None:
+        if not await respond_refusal(send, slug, exc):
             raise
-        await respond_refused(send, unavailable)
         return
     if_none_match = header(scope, b"if-none-match")
     if etag_matches(if_none_match.decode("latin-1") if if_none_match else None, snapshot.version):

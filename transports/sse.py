@@ -14,9 +14,9 @@ at all, chat from now on. ``?chat_after=<id>`` sets the chat part explicitly.
 
 from __future__ import annotations
 
-from transports.admission import Refused, admit, database_refusal, respond_refused
+from transports.admission import admit
 from transports.asgi_http import NOSNIFF, Receive, Scope, Send, header, query, respond_error
-from transports.hub import NoSuchRoom, hub
+from transports.hub import hub, respond_refusal
 from transports.resume import BadVersion, parse_event_id, parse_version
 from transports.streams import SSE
 
@@ -66,17 +66,9 @@ async def app(scope: Scope, receive: Receive, send: Send, slug: str) -> None:
         admission = await admit(scope, slug, token_in_query=True)
         stream = await hub.attach(slug, send, mode=SSE, known_version=known, admission=admission, hold=True,
                                   chat_after=chat_after)
-    except Refused as refused:
-        await respond_refused(send, refused)
-        return
-    except NoSuchRoom:
-        await respond_error(send, 404, f"no room {slug!r}")
-        return
     except Exception as exc:
-        unavailable = database_refusal(exc)
-        if unavailable is None:
+        if not await respond_refusal(send, slug, exc):
             raise
-        await respond_refused(send, unavailable)
         return
     # From here on the hub writes the events (and heartbeats); this coroutine only waits
     # for the client to leave (or for the response to end: the servers then say the client
