@@ -7,12 +7,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
-from tests.e2e.support import open_viewer
+from tests.e2e.support import open_viewer, wait_until
 from tests.support.servers import LiveServer
 
 pytestmark = pytest.mark.e2e
 
+# The lab's four players on one page agree this closely; read from 3 s after the seek until the
+# deadline (a loaded machine stalls playback now and then: see tests/e2e/test_sync.py).
 LAB_AGREEMENT_MS = 40.0
+LAB_DEADLINE_S = 12.0
 
 
 def test_lobby_shows_rooms_with_their_members(browser: Browser, e2e_server: LiveServer, make_room,
@@ -45,12 +48,21 @@ def test_lab_plays_the_room_through_all_four_transports(browser: Browser, e2e_se
         page.wait_for_timeout(2_500)
         page.click("#lab-fwd")
         page.wait_for_timeout(3_000)
-        positions = page.evaluate("() => vsync.viewers.map(v => v.engine.video.currentTime)")
         versions = page.evaluate("() => vsync.viewers.map(v => v.engine.version)")
         latencies = page.evaluate("() => vsync.viewers.map(v => v.latencies.length)")
         assert versions == [room.state().version] * 4
         assert all(count >= 2 for count in latencies), latencies  # every transport delivered both updates
-        assert (max(positions) - min(positions)) * 1000 <= LAB_AGREEMENT_MS, positions
+        readings: list[list[float]] = []
+
+        def agreeing() -> bool:
+            positions = page.evaluate("() => vsync.viewers.map(v => v.engine.video.currentTime)")
+            readings.append(positions)
+            return (max(positions) - min(positions)) * 1000 <= LAB_AGREEMENT_MS
+
+        try:
+            wait_until(agreeing, LAB_DEADLINE_S, interval=0.3, message="the lab's players to agree")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; last positions {readings[-3:]}") from None
         page.screenshot(path=str(artifacts / "lab.png"), full_page=True)
     finally:
         page.close()

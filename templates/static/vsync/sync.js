@@ -74,14 +74,20 @@ const TIMER_SLACK_MS = 20;
 // A paused page that would start at most this late without seeking starts at once and nudges
 // the rest: on a slow page a seek costs more than it saves.
 const LATE_START_NUDGE_MS = 60;
-// Every seek freezes the picture, for long on a slow page: after this many for one state,
-// nudge the rest however long it takes (a page starved at random cannot be planned for).
+// Every seek freezes the picture, for long on a slow page: a new state allows this many, and
+// then one more every SEEK_REFILL_MS (a page starved at random cannot be planned for, but a page
+// that keeps stalling must not stay hundreds of ms behind either: on a loaded two-core machine
+// Chromium stalled playback for 200-800 ms every 2-5 s with all the media buffered, faster than
+// a nudge at NUDGE_MAX wins it back).
 const SEEKS_PER_STATE = 2;
-// ... unless the drift is beyond this: nudging it away would take over 5 s (after a server
-// restart the e2e pages were 0.9-1.9 s behind with their two seeks spent, each on media the
-// page had to fetch again).
+const SEEK_REFILL_MS = 2_500;
+// ... and beyond this drift a seek is always worth it: nudging it away would take over 5 s
+// (after a server restart the e2e pages were 0.9-1.9 s behind, on media fetched again).
 const LAST_RESORT_SEEK_MS = 500;
 const HAVE_FUTURE_DATA = 3;
+// The engine's own account of what it did, newest last (vsync.engine.trace): read by the
+// e2e tests when pages disagree, and by anyone debugging a page.
+const TRACE_LENGTH = 200;
 
 export class Engine {
   constructor({ video, clock, onState = () => {}, onAutoplayBlocked = () => {} }) {
@@ -108,10 +114,22 @@ export class Engine {
     this._seekStartedAt = null;
     video.addEventListener("loadedmetadata", () => this._follow());
     video.addEventListener("seeked", () => this._seeked());
+    for (const name of ["waiting", "stalled", "playing"]) {
+      video.addEventListener(name, () => this._note(name, { ready: video.readyState }));
+    }
     this._samples = [];
-    this._seeksForState = 0;
+    // Seeks this page may still make (a bucket: SEEKS_PER_STATE for a new state, refilled).
+    this._seekTokens = SEEKS_PER_STATE;
+    this._seekTokensAt = 0;
     this._lastFollowAt = 0;
+    this.trace = [];
     this._ticker = setInterval(() => this._tick(), SAMPLE_MS);
+  }
+
+  _note(event, fields = {}) {
+    const at = Math.round(this.clock.now());
+    this.trace.push({ at, event, position: Math.round(this.video.currentTime * 1000) / 1000, ...fields });
+    if (this.trace.length > TRACE_LENGTH) this.trace.shift();
   }
 
   // What this page needs, from receiving a state, to be on the frame at a given moment.
@@ -133,11 +151,13 @@ export class Engine {
     const sameCourse = !mediaChanged && previous.playing === state.playing && previous.position === state.position
       && previous.anchor_ms === state.anchor_ms && previous.rate === state.rate;
     this.state = state;
+    this._note("state", { version: state.version, playing: state.playing, anchor_in_ms: Math.round(state.anchor_ms - this.clock.now()) });
     if (mediaChanged) this._load(state.media.url);
     if (!sameCourse) {
       this._dropPlan();
       this._samples = [];
-      this._seeksForState = 0;
+      this._seekTokens = SEEKS_PER_STATE;
+      this._seekTokensAt = this.clock.now();
       this._follow();
     }
     this.onState(state);
@@ -194,6 +214,10 @@ export class Engine {
     const plan = this._plan;
     if (plan && (plan.issuedAt === null || now < plan.startAt + START_RAMP_MS)) return;
     this._samples.push({ at: now, driftMs: (video.currentTime - this.positionAt(now)) * 1000, rate: video.playbackRate });
+    if (now - (this._lastDriftNote ?? 0) >= 250) {
+      this._lastDriftNote = now;
+      this._note("drift", { drift_ms: Math.round(this._samples.at(-1).driftMs), rate: video.playbackRate });
+    }
     while (this._samples.length > DRIFT_WINDOW || (this._samples.length > 1 && now - this._samples[0].at > DRIFT_WINDOW_MS)) {
       this._samples.shift();
     }
@@ -280,6 +304,8 @@ export class Engine {
     this._setRate(s.rate);
     const due = at - this.startLatencyMs;
     this._plan = { startAt: at, target, issuedAt: null, late: false, due, planned: Math.max(now, due) };
+    this._note("plan", { start_in_ms: Math.round(at - now), target, standing, seek_latency_ms: Math.round(this.seekLatencyMs),
+                         start_latency_ms: Math.round(this.startLatencyMs) });
     this._hold(this._plan);
     this._startTimer = setTimeout(() => this._start(), this._plan.planned - now);
   }
@@ -301,6 +327,7 @@ export class Engine {
     // learn about the start-up itself from it.
     plan.late = this.video.seeking;
     plan.issuedAt = this.clock.now();
+    this._note("play", { late_ms: Math.round(plan.issuedAt - plan.due), seeking: plan.late });
     this._play();
   }
 
@@ -309,9 +336,13 @@ export class Engine {
   _judgeStart(plan, now) {
     if (this._samples.length === 0 && now < plan.startAt + START_GIVE_UP_MS) return false;
     this._plan = null;
-    if (this._samples.length === 0) return true; // a stall: learn nothing
+    if (this._samples.length === 0) {
+      this._note("stalled");
+      return true; // a stall: learn nothing
+    }
     const landed = this.driftMs;
     this.lastStartMs = landed;
+    this._note("landed", { drift_ms: Math.round(landed), samples: this._samples.length });
     if (plan.late) return true;
     // A start issued late on purpose (a page standing on the frame a little late) tells only
     // about what followed play(). A busy page's timers fire late as a habit: that lateness is
@@ -321,6 +352,13 @@ export class Engine {
     this.startLatencyMs = Math.max(0, Math.min(START_LATENCY_MAX_MS, this.startLatencyMs + START_LEARN_GAIN * error));
     this.startErrorMs += START_ERROR_GAIN * (Math.abs(landed + deliberate) - this.startErrorMs);
     return true;
+  }
+
+  // Seeks this page may still make (see SEEKS_PER_STATE).
+  _seekAllowance(now) {
+    this._seekTokens = Math.min(SEEKS_PER_STATE, this._seekTokens + Math.max(0, now - this._seekTokensAt) / SEEK_REFILL_MS);
+    this._seekTokensAt = now;
+    return this._seekTokens;
   }
 
   _dropPlan() {
@@ -333,17 +371,24 @@ export class Engine {
     const drift = this.driftMs;
     const magnitude = Math.abs(drift);
     const seekBeyond = Math.max(DRIFT.SEEK_MS, SEEK_OVER_START_ERROR * this.startErrorMs);
-    const seeksLeft = this._seeksForState < SEEKS_PER_STATE || magnitude > LAST_RESORT_SEEK_MS;
+    const seeksLeft = this._seekAllowance(now) >= 1 || magnitude > LAST_RESORT_SEEK_MS;
     if (magnitude > seekBeyond && seeksLeft) {
+      this._note("replan", { drift_ms: Math.round(drift) });
       this.nudging = false;
       this._planStart(now, now);
       return;
     }
     const stretched = s.rate !== 1;
     if (magnitude > (stretched ? DRIFT.DEADBAND_STRETCHED_MS : DRIFT.DEADBAND_MS)) {
-      if (!this.nudging) this.nudges += 1;
+      if (!this.nudging) {
+        this.nudges += 1;
+        this._note("nudge", { drift_ms: Math.round(drift) });
+      }
       this.nudging = true;
-    } else if (magnitude < (stretched ? DRIFT.DEADBAND_STRETCHED_EXIT_MS : DRIFT.DEADBAND_EXIT_MS)) this.nudging = false;
+    } else if (this.nudging && magnitude < (stretched ? DRIFT.DEADBAND_STRETCHED_EXIT_MS : DRIFT.DEADBAND_EXIT_MS)) {
+      this.nudging = false;
+      this._note("in band", { drift_ms: Math.round(drift * 10) / 10 });
+    }
     if (!this.nudging) {
       this._setRate(s.rate);
       return;
@@ -366,8 +411,9 @@ export class Engine {
   }
 
   _seek(position) {
+    this._note("seek", { to: position });
     this.seeks += 1;
-    this._seeksForState += 1;
+    this._seekTokens -= 1;
     this._samples = [];
     this._seekStartedAt = performance.now();
     this.video.currentTime = position;
@@ -378,6 +424,7 @@ export class Engine {
     if (this._seekStartedAt === null) return;
     const took = performance.now() - this._seekStartedAt;
     this.lastSeekTookMs = took;
+    this._note("seeked", { took_ms: Math.round(took) });
     this.seekLatencyMs = Math.min(SEEK_LATENCY_MAX_MS, (1 - SEEK_LEARN_GAIN) * this.seekLatencyMs + SEEK_LEARN_GAIN * took);
     this._seekStartedAt = null;
   }
