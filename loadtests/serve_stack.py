@@ -16,7 +16,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,18 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vsync.launcher import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 _VERSION = re.compile(rb'"version": ?(\d+)')
 START_TIMEOUT_S = 240.0
 # The page's backoff (static/vsync/transports.js): doubles from 250 ms up to 8 s, equal jitter.
 BACKOFF_BASE_S = 0.25
 BACKOFF_MAX_S = 8.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def backoff_s(attempt: int) -> float:

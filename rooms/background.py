@@ -50,5 +50,7 @@ class PeriodicThread:
                 self._work()
             except Exception:
                 logger.exception("%s failed; trying again in %s s", self.name, interval)
-            finally:
+            try:
                 close_old_connections()
+            except Exception:  # a database that went away must not end the thread: the next round retries
+                logger.exception("%s could not close its database connection", self.name)

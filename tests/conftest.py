@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 
 from tests.support.servers import LiveServer, RedisServer, migrate, server_env
 
@@ -28,6 +30,20 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(data_dir=tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _demo_room(request: pytest.FixtureRequest) -> None:
+    """Every test that uses the database finds the demo room the migrations make, whatever ran before
+    it in the same process: a transactional test flushes the tables, migration data and all, and under
+    pytest-xdist any test may follow one."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or (
+        marker is not None and bool(marker.kwargs.get("transaction")))
+    if not transactional and marker is None and "db" not in request.fixturenames:
+        return
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    importlib.import_module("rooms.migrations.0002_demo_room").create_demo_room(apps, None)
 
 
 def pytest_configure(config: pytest.Config) -> None:

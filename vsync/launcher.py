@@ -14,6 +14,7 @@ import argparse
 import glob
 import http.client
 import os
+import random
 import shutil
 import signal
 import socket
@@ -55,8 +56,42 @@ def server_command(server: str, port: int, host: str = "127.0.0.1", *, trusted_p
     raise ValueError(f"server must be one of {SERVERS}")
 
 
+# free_port hands out ports below the kernel's ephemeral range, so that no outgoing connection
+# (a test's client, a server's upstream) can take a port between free_port and the server's bind,
+# from a slice of its own for each pytest-xdist worker, and never the same one twice in a process.
+PORT_FLOOR = 10_000
+PORT_SLICES = 8
+_ports_given: set[int] = set()
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
+def _port_slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) % PORT_SLICES if worker.isdigit() else 0
+    width = (_ephemeral_floor() - PORT_FLOOR) // PORT_SLICES
+    start = PORT_FLOOR + index * width
+    return range(start, start + width)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
+    ports = _port_slice()
+    for port in random.sample(ports, min(200, len(ports))):
+        if port in _ports_given:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
+    with socket.socket() as sock:  # the slice is exhausted or unusable: any port the kernel gives
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 

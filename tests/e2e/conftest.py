@@ -29,6 +29,17 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+@pytest.fixture(autouse=True)
+def _close_leftover_pages(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A page a test leaves open goes on playing its video in the shared browser, and the next
+    tests pay for it in CPU: whatever a browser test opened is closed after it."""
+    yield
+    if "browser" in request.fixturenames:
+        browser: Browser = request.getfixturevalue("browser")
+        for context in list(browser.contexts):
+            context.close()
+
+
 @pytest.fixture(scope="module")
 def e2e_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server for this module alone: tests here restart it."""

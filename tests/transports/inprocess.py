@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 
 from rooms.services import room_create
 from rooms.state import Media
-from transports import chat_poll, hub_stats, long_poll, short_poll, sse, websocket
+from transports import chat_poll, hub_stats, long_poll, short_poll, sse, streams, websocket
 from transports import hub as hub_module
 from transports.hub import Hub
 
@@ -23,6 +23,7 @@ HUB_USERS = (hub_module, hub_stats, chat_poll, long_poll, short_poll, sse, webso
 def fresh_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
     """A hub for this test's event loop (the process-wide one binds to the first loop it meets)."""
     fresh = Hub()
+    streams.counts.clear()  # process-wide: other tests in this process (pytest-xdist) counted too
     for module in HUB_USERS:
         monkeypatch.setattr(module, "hub", fresh)
     yield fresh

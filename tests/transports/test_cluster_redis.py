@@ -15,16 +15,14 @@ import pytest
 
 from tests.support.clients import TRANSPORTS, create_room, now_ms, seek, viewer
 from tests.support.servers import server_env
-from vsync.launcher import Cluster
+from vsync.launcher import Cluster, free_port
 
 pytestmark = pytest.mark.redis
 
 
 def consecutive_free_ports(count: int) -> int:
     for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
+        base = free_port()
         if base + count >= 65000:
             continue
         try:

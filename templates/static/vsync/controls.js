@@ -88,6 +88,7 @@ export class Controls {
       " ": () => this.togglePlay(),
       ArrowLeft: () => this.actions.seek(Math.max(0, this.actions.position() - ARROW_SEEK_S)),
       ArrowRight: () => this.actions.seek(this.actions.position() + ARROW_SEEK_S),
+      Home: () => this.actions.seek(0),
       m: () => this.toggleMute(),
       f: () => this.toggleFullscreen(),
     };

@@ -117,6 +117,8 @@ export class Engine {
     for (const name of ["waiting", "stalled", "playing"]) {
       video.addEventListener(name, () => this._note(name, { ready: video.readyState }));
     }
+    // Playback that stops for want of data or decoded frames: a start it hits teaches nothing.
+    video.addEventListener("waiting", () => { if (this._plan?.issuedAt) this._plan.stalled = true; });
     this._samples = [];
     // Seeks this page may still make (a bucket: SEEKS_PER_STATE for a new state, refilled).
     this._seekTokens = SEEKS_PER_STATE;
@@ -343,7 +345,7 @@ export class Engine {
     const landed = this.driftMs;
     this.lastStartMs = landed;
     this._note("landed", { drift_ms: Math.round(landed), samples: this._samples.length });
-    if (plan.late) return true;
+    if (plan.late || plan.stalled) return true;
     // A start issued late on purpose (a page standing on the frame a little late) tells only
     // about what followed play(). A busy page's timers fire late as a habit: that lateness is
     // this device's start-up too, and is learned with the rest.
@@ -370,7 +372,8 @@ export class Engine {
   _correct(s, now) {
     const drift = this.driftMs;
     const magnitude = Math.abs(drift);
-    const seekBeyond = Math.max(DRIFT.SEEK_MS, SEEK_OVER_START_ERROR * this.startErrorMs);
+    // A seek is worth it only well beyond how far starts land off, and always beyond LAST_RESORT_SEEK_MS.
+    const seekBeyond = Math.min(LAST_RESORT_SEEK_MS, Math.max(DRIFT.SEEK_MS, SEEK_OVER_START_ERROR * this.startErrorMs));
     const seeksLeft = this._seekAllowance(now) >= 1 || magnitude > LAST_RESORT_SEEK_MS;
     if (magnitude > seekBeyond && seeksLeft) {
       this._note("replan", { drift_ms: Math.round(drift) });
