@@ -54,16 +54,8 @@ class ChatPollViewer(probe.Viewer):
 
     def data_received(self, data: bytes) -> None:
         t_ms = time.time() * 1000
-        self.buffer += data
-        while True:
-            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
-            if not sep:
-                return
-            found = re.search(rb"(?i)content-length: *(\d+)", head)
-            length = int(found.group(1)) if found else 0
-            if len(rest) < length:
-                return
-            body, self.buffer = rest[:length], rest[length:]
+        responses, self.buffer = probe.split_responses(self.buffer + data)
+        for head, body in responses:
             if head.startswith(b"HTTP/1.1 200"):
                 for message in json.loads(body)["messages"]:
                     self.messages.append((t_ms, b"chat:" + json.dumps(message).encode()))

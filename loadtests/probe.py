@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _VERSION = re.compile(rb'"version": ?(\d+)')
 _CHANGED = re.compile(rb'"changed_ms": ?([0-9.eE+-]+)')
 _SSE_EVENT = re.compile(rb"id: \d+\nevent: state\ndata: [^\n]*\n\n")
+_CONTENT_LENGTH = re.compile(rb"(?i)content-length: *(\d+)")
 CONNECT_BATCH = 100
 
 
@@ -134,6 +135,21 @@ class WsViewer(Viewer):
         self.buffer = buffer
 
 
+def split_responses(buffer: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The complete HTTP/1.1 responses (head, body) at the front of ``buffer``, and what is left of it."""
+    responses = []
+    while True:
+        head, sep, rest = buffer.partition(b"\r\n\r\n")
+        if not sep:
+            return responses, buffer
+        found = _CONTENT_LENGTH.search(head)
+        length = int(found.group(1)) if found else 0
+        if len(rest) < length:
+            return responses, buffer
+        responses.append((head, rest[:length]))
+        buffer = rest[length:]
+
+
 class LongPollViewer(Viewer):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -146,15 +162,8 @@ class LongPollViewer(Viewer):
 
     def data_received(self, data: bytes) -> None:
         t_ms = time.time() * 1000
-        self.buffer += data
-        while True:
-            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
-            if not sep:
-                return
-            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1)) if b"ength" in head else 0
-            if len(rest) < length:
-                return
-            body, self.buffer = rest[:length], rest[length:]
+        responses, self.buffer = split_responses(self.buffer + data)
+        for head, body in responses:
             if head.startswith(b"HTTP/1.1 200"):
                 self.got(t_ms, body)
                 self.since = int(_VERSION.search(body).group(1))

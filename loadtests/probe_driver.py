@@ -29,7 +29,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from loadtests.metrics import Recorder, VersionTracker, bucket_of
-from loadtests.probe import _CHANGED, _VERSION, CONNECT_BATCH, LongPollViewer, SseViewer, Viewer, WsViewer
+from loadtests.probe import (
+    _CHANGED,
+    _VERSION,
+    CONNECT_BATCH,
+    LongPollViewer,
+    SseViewer,
+    Viewer,
+    WsViewer,
+    split_responses,
+)
 
 # The server limits each client_id to 20 commands a second in a room (as the locustfile).
 COMMANDS_PER_CLIENT_ID = 10.0
@@ -78,16 +87,8 @@ class PollViewer(Viewer):
 
     def data_received(self, data: bytes) -> None:
         t_ms = time.time() * 1000
-        self.buffer += data
-        while True:
-            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
-            if not sep:
-                return
-            found = re.search(rb"(?i)content-length: *(\d+)", head)
-            length = int(found.group(1)) if found else 0
-            if len(rest) < length:
-                return
-            body, self.buffer = rest[:length], rest[length:]
+        responses, self.buffer = split_responses(self.buffer + data)
+        for head, body in responses:
             if head.startswith(b"HTTP/1.1 200"):
                 etag = _ETAG.search(head)
                 self.etag = etag.group(1).strip() if etag else b""

@@ -1,12 +1,12 @@
-"""A user-space TCP proxy that delays every chunk, each way, with jitter (kernel netem is not available)."""
+"""loadtests.netem's user-space link in a thread of this process: the browser tests' slow network."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
-import time
 from dataclasses import dataclass, field
+
+from loadtests.netem import Netem, Shape
 
 
 @dataclass
@@ -22,7 +22,7 @@ class DelayProxy:
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
-    _server: asyncio.Server | None = None
+    _netem: Netem | None = None
     _ready: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -44,8 +44,8 @@ class DelayProxy:
             self._thread.join(timeout=5)
 
     async def _shutdown(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        if self._netem is not None and self._netem.server is not None:
+            self._netem.server.close()
         tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
@@ -53,59 +53,12 @@ class DelayProxy:
 
     def _run(self) -> None:
         self._loop = asyncio.new_event_loop()
-        self._server = self._loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", self.port))
-        self.port = self._server.sockets[0].getsockname()[1]
+        # netem's shape is a round trip: twice the one-way delay, and twice the one-way jitter.
+        shape = Shape(rtt_ms=2 * self.delay_ms, jitter_ms=2 * self.jitter_ms)
+        self._netem = self._loop.run_until_complete(Netem(self.upstream_port, shape, port=self.port).start())
+        self.port = self._netem.port
         self._ready.set()
         try:
             self._loop.run_forever()
         finally:
-            self._server.close()
             self._loop.close()
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.close()
-            return
-        try:
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
-                                 return_exceptions=True)
-        except asyncio.CancelledError:
-            pass  # shutting down; asyncio's stream callback would report a cancelled task as an error
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-
-        async def deliver() -> None:
-            while True:
-                release_at, chunk = await queue.get()
-                wait = release_at - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                if not chunk:
-                    break
-                writer.write(chunk)
-                await writer.drain()
-
-        delivering = asyncio.ensure_future(deliver())
-        last_release = 0.0
-        try:
-            while True:
-                chunk = await reader.read(65536)
-                delay = (self.delay_ms + random.uniform(-self.jitter_ms, self.jitter_ms)) / 1000.0
-                last_release = max(last_release, time.monotonic() + delay)
-                queue.put_nowait((last_release, chunk))
-                if not chunk:
-                    break
-        except (ConnectionError, OSError):
-            queue.put_nowait((time.monotonic(), b""))
-        try:
-            await delivering
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            try:
-                writer.close()
-            except OSError:
-                pass

@@ -88,6 +88,7 @@ const HAVE_FUTURE_DATA = 3;
 // The engine's own account of what it did, newest last (vsync.engine.trace): read by the
 // e2e tests when pages disagree, and by anyone debugging a page.
 const TRACE_LENGTH = 200;
+const TRACE_DRIFT_EVERY_MS = 250;
 
 export class Engine {
   constructor({ video, clock, onState = () => {}, onAutoplayBlocked = () => {} }) {
@@ -125,6 +126,7 @@ export class Engine {
     this._seekTokensAt = 0;
     this._lastFollowAt = 0;
     this.trace = [];
+    this._lastDriftNote = 0;
     this._ticker = setInterval(() => this._tick(), SAMPLE_MS);
   }
 
@@ -216,7 +218,7 @@ export class Engine {
     const plan = this._plan;
     if (plan && (plan.issuedAt === null || now < plan.startAt + START_RAMP_MS)) return;
     this._samples.push({ at: now, driftMs: (video.currentTime - this.positionAt(now)) * 1000, rate: video.playbackRate });
-    if (now - (this._lastDriftNote ?? 0) >= 250) {
+    if (now - this._lastDriftNote >= TRACE_DRIFT_EVERY_MS) {
       this._lastDriftNote = now;
       this._note("drift", { drift_ms: Math.round(this._samples.at(-1).driftMs), rate: video.playbackRate });
     }
