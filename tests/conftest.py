@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,6 +10,21 @@ import pytest
 from django.apps import apps
 
 from tests.support.servers import LiveServer, RedisServer, migrate, server_env
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """The test database is a file, as in production, not Django's shared-cache in-memory SQLite:
+    there a background thread's write makes the test's own read fail at once with "database table is
+    locked" (shared-cache table locks ignore the busy timeout), where WAL and the timeout let it wait.
+    One file per test process (xdist workers included), in RAM where the machine has /dev/shm."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.sqlite3":
+        return
+    folder = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+    database.setdefault("TEST", {})["NAME"] = os.path.join(folder, f"vsync-test-{os.getpid()}.sqlite3")
 
 
 @pytest.fixture(scope="session")
