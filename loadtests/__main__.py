@@ -26,7 +26,7 @@ from pathlib import Path
 
 def _missing_lab_tools() -> list[str]:
     missing = []
-    for name in ("locust", "matplotlib"):
+    for name in ("locust", "matplotlib", "python-socketio"):
         try:
             metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -34,9 +34,9 @@ def _missing_lab_tools() -> list[str]:
     return missing
 
 
-# The lab's tools come with the dev extra: one line that says so, not a traceback.
+# The lab's tools come with the lab extra (and dev, which includes it): one line that says so, not a traceback.
 if _missing_lab_tools():
-    sys.exit(f"the transport lab needs {' and '.join(_missing_lab_tools())} (the dev extra): run "
+    sys.exit(f"the transport lab needs {' and '.join(_missing_lab_tools())} (the lab extra): run "
              f"{sys.executable} -m pip install -e '.[dev]'   (make bench does it too)")
 
 from loadtests import netem  # noqa: E402
@@ -56,7 +56,8 @@ from loadtests.runner import (  # noqa: E402
 )
 
 RESULTS = ROOT / "loadtests" / "results"
-ALL = ("poll", "longpoll", "sse", "ws")
+# socketio: the lab's peer row (loadtests.socketio_app), the article's own stack on the same rooms.
+ALL = ("poll", "longpoll", "sse", "ws", "socketio")
 MEMORY, REDIS, UVICORN = ("daphne", "memory"), ("daphne", "redis"), ("uvicorn", "memory")
 
 
@@ -74,23 +75,31 @@ class Block:
     processes: tuple[int, ...] = (0,)  # server processes of each Redis configuration; 0: --redis-processes
 
 
-# The standard sweep, sized for a 2-core machine (about 30 minutes): every transport at 50, 200 and
-# 1,000 viewers on daphne in memory and on Redis, uvicorn at 200 and 1,000, the push transports at
-# 2,500 to find where they break, a minute of idle per transport to catch keep-alives and long-poll
-# timeouts, and the headline point (200 viewers, daphne in memory) twice more,
-# at the start and at the end, for median, min and max.
-STANDARD_BLOCKS = (
-    Block(ALL, (200,), (MEMORY,), repeat=1),
-    Block(ALL, (50, 200, 1000), (MEMORY, REDIS)),
-    Block(ALL, (200, 1000), (UVICORN,)),
-    Block(("longpoll", "sse", "ws"), (2500,), (MEMORY,)),
-    Block(ALL, (200,), (MEMORY,), idle_s=60.0),
-    Block(ALL, (200,), (MEMORY,), repeat=2),
-)
-STANDARD_DURATION_S = 15.0
-# The standard network sweep (issue 14): these round trips, each with 10 % jitter.
-STANDARD_RTTS_MS = (0.0, 50.0, 150.0, 300.0)
+# The standard sweep (make bench), sized for this 2-core machine and 45 minutes:
+# - one process on loopback: every row (the socketio peer row too) at 200 and 1,000 viewers on daphne
+#   and on uvicorn, then the push rows at 1,000 twice more (the goals are read from three passes);
+# - networks: the four transports at 200 viewers on uvicorn at 50, 150 and 300 ms RTT with 10 % jitter
+#   (their RTT 0 points are the first block's);
+# - scale-out on Redis (uvicorn): SSE and WebSocket at 5,000 viewers on 1 and 4 processes and at
+#   20,000 on 4;
+# - idle: 20 s per row (keep-alives, short polls; runs of 12 s).
+# After the runs, the log discipline (loadtests.chat_probe) and HTTP/2 against HTTP/1.1 through
+# make serve's proxy (loadtests.h2_compare) write their own folders inside the sweep's.
+PUSH = ("longpoll", "sse", "ws")
+UVICORN_REDIS = ("uvicorn", "redis")
+STANDARD_RTTS_MS = (0.0, 50.0, 150.0, 300.0)  # --network standard
 STANDARD_JITTER = 0.10
+STANDARD_NETWORKS = tuple((rtt, rtt * STANDARD_JITTER, 0.0) for rtt in STANDARD_RTTS_MS if rtt)
+STANDARD_BLOCKS = (
+    Block(ALL, (200, 1000), (MEMORY, UVICORN)),
+    Block(PUSH, (1000,), (MEMORY, UVICORN), repeat=1),
+    Block(PUSH, (1000,), (MEMORY, UVICORN), repeat=2),
+    Block(("poll", "longpoll", "sse", "ws"), (200,), (UVICORN,), networks=STANDARD_NETWORKS),
+    Block(("sse", "ws"), (5000,), (UVICORN_REDIS,), processes=(1, 4)),
+    Block(("sse", "ws"), (20000,), (UVICORN_REDIS,), processes=(4,)),
+    Block(ALL, (200,), (MEMORY,), idle_s=20.0),
+)
+STANDARD_DURATION_S = 12.0
 
 
 def csv_list(text: str) -> list[str]:
@@ -271,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run a sweep")
     run.add_argument("--standard", action="store_true", help="the standard sweep (make bench); ignores the "
                      "transports, viewers, servers, layers and repeats options")
-    run.add_argument("--transports", help="comma-separated: poll,longpoll,sse,ws")
+    run.add_argument("--transports", help="comma-separated: poll,longpoll,sse,ws,socketio")
     run.add_argument("--viewers", help="comma-separated viewer counts, e.g. 50,200,1000")
     run.add_argument("--servers", help="comma-separated: daphne,uvicorn")
     run.add_argument("--layers", help="comma-separated: memory,redis")

@@ -1,10 +1,11 @@
 """The floor: a minimal server that speaks vsync's wire and does nothing else.
 
-Every transport of the contract (short poll, long poll, SSE, WebSocket) on one
-asyncio (uvloop) process. A command makes a new version whose frames are encoded
-once and written to every viewer's socket in one tight loop, so the latency that
-viewers measure against it is what the machine and the load generator cost, the
-reference that BENCHMARKING.md asks for beside every figure.
+Every transport of the contract (short poll, long poll, SSE, WebSocket), and the
+lab's socketio row (Engine.IO's WebSocket framing), on one asyncio (uvloop) process.
+A command makes a new version whose frames are encoded once and written to every
+viewer's socket in one tight loop, so the latency that viewers measure against it is
+what the machine and the load generator cost, the reference that BENCHMARKING.md asks
+for beside every figure.
 
     python -m loadtests.floor --port 8300
 """
@@ -17,6 +18,7 @@ import base64
 import hashlib
 import json
 import re
+import resource
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,6 +26,10 @@ from urllib.parse import parse_qs, urlsplit
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _ROUTE = re.compile(r"^/api/rooms/(?P<slug>[a-z0-9-]{1,64})/(?P<kind>state|poll|events|commands)$")
 _WS_ROUTE = re.compile(r"^/ws/rooms/(?P<slug>[a-z0-9-]{1,64})$")
+# The lab's socketio row (loadtests.socketio_app): Engine.IO's open packet and Socket.IO's connect,
+# then each version as python-socketio frames it (compact JSON in ``42["state",...]``); no pings.
+_SIO_OPEN = b'0{"sid":"floor","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'
+_SIO_CONNECTED = b'40{"sid":"floor"}'
 LONG_POLL_TIMEOUT_S = 25.0
 
 
@@ -48,6 +54,7 @@ class Room:
         self.slug = slug
         self.sse: set[asyncio.Transport] = set()
         self.ws: set[asyncio.Transport] = set()
+        self.sio: set[asyncio.Transport] = set()
         self.pollers: dict[asyncio.Transport, int] = {}
         now = time.time() * 1000
         self.state: dict[str, Any] = {
@@ -65,6 +72,7 @@ class Room:
         self.body = body
         self.sse_frame = b"id: %d\nevent: state\ndata: %s\n\n" % (version, body)
         self.ws_frame = _ws_frame(b'{"type":"state","state":' + body + b"}")
+        self.sio_frame = _ws_frame(b'42["state",' + json.dumps(self.state, separators=(",", ":")).encode() + b"]")
         self.poll_response = _http("200 OK", body, extra=b'etag: "%d"\r\n' % version)
 
     def publish(self) -> None:
@@ -72,6 +80,8 @@ class Room:
             transport.write(self.sse_frame)
         for transport in self.ws:
             transport.write(self.ws_frame)
+        for transport in self.sio:
+            transport.write(self.sio_frame)
         version = self.state["version"]
         waiting = [transport for transport, since in self.pollers.items() if version > since]
         for transport in waiting:
@@ -104,6 +114,7 @@ class Connection(asyncio.Protocol):
         for room in self.floor.rooms.values():
             room.sse.discard(self.transport)
             room.ws.discard(self.transport)
+            room.sio.discard(self.transport)
             room.pollers.pop(self.transport, None)
         if self.timer:
             self.timer.cancel()
@@ -137,13 +148,19 @@ class Connection(asyncio.Protocol):
             transport.write(_http("201 Created", self.floor.room(slug).body))
             return
         ws = _WS_ROUTE.match(url.path)
-        if ws and headers.get("upgrade", "").lower() == "websocket":
+        sio = url.path == "/socket.io/" and query.get("transport") == "websocket"
+        if (ws or sio) and headers.get("upgrade", "").lower() == "websocket":
             accept = base64.b64encode(hashlib.sha1(headers["sec-websocket-key"].encode() + WS_GUID).digest())
             transport.write(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
                             b"sec-websocket-accept: " + accept + b"\r\n\r\n")
-            room = self.streaming = self.floor.room(ws["slug"])
-            transport.write(room.ws_frame)
-            room.ws.add(transport)
+            if ws:
+                room = self.streaming = self.floor.room(ws["slug"])
+                transport.write(room.ws_frame)
+                room.ws.add(transport)
+            else:  # what the client sends (its connect, its pongs) is ignored, as on every stream here
+                room = self.streaming = self.floor.room(query.get("room", "room"))
+                transport.write(_ws_frame(_SIO_OPEN) + _ws_frame(_SIO_CONNECTED) + room.sio_frame)
+                room.sio.add(transport)
             return
         match = _ROUTE.match(url.path)
         if not match:
@@ -188,7 +205,24 @@ async def serve(port: int, host: str = "127.0.0.1") -> None:
         await server.serve_forever()
 
 
+# One process holds every viewer of the run (20,000 in the scale-out sweep): more descriptors than
+# the usual 20,000 hard limit. Root may raise the hard limit; anyone may raise the soft one to it.
+OPEN_FILES = 65536
+
+
+def raise_open_files_limit(wanted: int = OPEN_FILES) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for limit in ((wanted, max(hard, wanted)), (min(wanted, hard), hard)):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, limit)
+            return limit[0]
+        except (ValueError, OSError):
+            continue
+    return soft
+
+
 def main(argv: list[str] | None = None) -> None:
+    raise_open_files_limit()
     parser = argparse.ArgumentParser(description="The floor: vsync's wire, nothing else.")
     parser.add_argument("--port", type=int, default=8300)
     parser.add_argument("--host", default="127.0.0.1")

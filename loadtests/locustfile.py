@@ -20,9 +20,17 @@ import gevent
 from locust import constant, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from loadtests.viewers import LongPollViewer, PollViewer, SSEViewer, Viewer, WebSocketViewer, recorder
+from loadtests.viewers import (
+    LongPollViewer,
+    PollViewer,
+    SocketIoViewer,
+    SSEViewer,
+    Viewer,
+    WebSocketViewer,
+    recorder,
+)
 
-__all__ = ["Controller", "LongPollViewer", "PollViewer", "SSEViewer", "Viewer", "WebSocketViewer"]
+__all__ = ["Controller", "LongPollViewer", "PollViewer", "SSEViewer", "SocketIoViewer", "Viewer", "WebSocketViewer"]
 
 # The server limits each client_id to 20 commands a second in a room; stay well below it.
 COMMANDS_PER_CLIENT_ID = 10.0

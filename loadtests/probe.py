@@ -135,6 +135,35 @@ class WsViewer(Viewer):
         self.buffer = buffer
 
 
+def _masked_text(payload: bytes) -> bytes:
+    """A client's text frame (a client must mask; a zero mask leaves the payload as it is)."""
+    return bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
+class SocketIoViewer(WsViewer):
+    """Socket.IO v5 over Engine.IO v4's WebSocket transport (loadtests.socketio_app), spoken directly.
+
+    The server opens with ``0{...}``, the client connects to the namespace with ``40``, states
+    arrive as ``42["state",{...}]``, and the server's Engine.IO ping ``2`` is answered ``3``.
+    """
+
+    OPEN, CONNECT, PING, PONG, EVENT = b"0", _masked_text(b"40"), b"2", _masked_text(b"3"), b"42"
+
+    def request(self) -> bytes:
+        return (f"GET /socket.io/?EIO=4&transport=websocket&room={self.slug} HTTP/1.1\r\nHost: {self.host}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+
+    def got(self, t_ms: float, message: bytes) -> None:
+        # Engine.IO's packet type is the first byte, Socket.IO's the second: no parsing before the run ends.
+        if message.startswith(self.EVENT):
+            super().got(t_ms, message)
+        elif message == self.PING and self.transport:
+            self.transport.write(self.PONG)
+        elif message.startswith(self.OPEN) and self.transport:
+            self.transport.write(self.CONNECT)
+
+
 def split_responses(buffer: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """The complete HTTP/1.1 responses (head, body) at the front of ``buffer``, and what is left of it."""
     responses = []
@@ -171,7 +200,7 @@ class LongPollViewer(Viewer):
                 self.transport.write(self.request())
 
 
-VIEWERS = {"sse": SseViewer, "ws": WsViewer, "longpoll": LongPollViewer}
+VIEWERS = {"sse": SseViewer, "ws": WsViewer, "longpoll": LongPollViewer, "socketio": SocketIoViewer}
 
 
 async def _viewers(port: int, slug: str, transport: str, count: int, stop: Any) -> dict[str, Any]:
@@ -243,7 +272,7 @@ def _request(port: int, method: str, path: str, body: dict | None = None) -> tup
         connection.close()
 
 
-def start_server(serve: str, port: int, data_dir: Path) -> subprocess.Popen:
+def start_server(serve: str, port: int, data_dir: Path, transport: str = "") -> subprocess.Popen:
     # Address limits off: every viewer comes from 127.0.0.1, far over the per-address caps.
     env = {**os.environ, "VSYNC_DATA_DIR": str(data_dir), "DATABASE_URL": f"sqlite:///{data_dir / 'db.sqlite3'}",
            "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "vsync.settings", "VSYNC_ADDRESS_LIMITS": "off"}
@@ -256,6 +285,10 @@ def start_server(serve: str, port: int, data_dir: Path) -> subprocess.Popen:
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
                        check=True)
         command = server_command("uvicorn" if serve == "vsync-uvicorn" else "daphne", port)
+        if transport == "socketio":
+            from loadtests.runner import socketio_command
+
+            command = socketio_command(command)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     _wait(port, process)
@@ -292,7 +325,7 @@ def one_round(args: argparse.Namespace) -> Round:
     with tempfile.TemporaryDirectory(prefix="probe-") as data_dir:
         port = args.port or _free_port()
         if args.url is None:
-            server = start_server(args.serve, port, Path(data_dir))
+            server = start_server(args.serve, port, Path(data_dir), args.transport)
         proxy = None
         try:
             shape = netem.Shape(args.rtt_ms, args.jitter_ms, args.bandwidth_kbps)

@@ -34,6 +34,7 @@ from loadtests.probe import (
     _VERSION,
     CONNECT_BATCH,
     LongPollViewer,
+    SocketIoViewer,
     SseViewer,
     Viewer,
     WsViewer,
@@ -98,7 +99,8 @@ class PollViewer(Viewer):
             loop.call_at(self.next_at, self._poll)
 
 
-BASES: dict[str, type[Viewer]] = {"sse": SseViewer, "ws": WsViewer, "longpoll": LongPollViewer, "poll": PollViewer}
+BASES: dict[str, type[Viewer]] = {"sse": SseViewer, "ws": WsViewer, "longpoll": LongPollViewer, "poll": PollViewer,
+                                  "socketio": SocketIoViewer}
 
 
 def viewer_class(transport: str) -> type[Viewer]:
@@ -165,9 +167,10 @@ def _client_main(hosts: list[tuple[str, int]], first: int, slug: str, transport:
     pipe.send("done")
 
 
-def control(host: tuple[str, int], slug: str, rate: float, busy_s: float, rec: Recorder) -> None:
-    """Alternating seeks at ``rate`` a second for ``busy_s``, as locust's Controller, over one keep-alive connection."""
-    connection = http.client.HTTPConnection(*host, timeout=30)
+def control(hosts: list[tuple[str, int]], slug: str, rate: float, busy_s: float, rec: Recorder) -> None:
+    """Alternating seeks at ``rate`` a second for ``busy_s``, as locust's Controller, over one keep-alive
+    connection per host; with several hosts (a floor split over processes) each command goes to all."""
+    connections = [http.client.HTTPConnection(*host, timeout=30) for host in hosts]
     client_ids = max(1, math.ceil(rate / COMMANDS_PER_CLIENT_ID))
     began = next_at = time.monotonic()
     for number in itertools.count():
@@ -176,19 +179,24 @@ def control(host: tuple[str, int], slug: str, rate: float, busy_s: float, rec: R
         sent = time.time()
         body = {"type": "seek", "client_id": f"lt-controller-{number % client_ids}", "client_ms": sent * 1000.0,
                 "position": 10.0 + 10.0 * (number % 2)}
-        try:
-            connection.request("POST", f"/api/rooms/{slug}/commands", body=json.dumps(body),
-                               headers={"Content-Type": "application/json", "X-Forwarded-Proto": "https"})
-            response = connection.getresponse()
-            response.read()
-            rec.commands.append((sent, response.status))
-        except (OSError, http.client.HTTPException):
-            rec.commands.append((sent, 0))
-            connection.close()
-            connection = http.client.HTTPConnection(*host, timeout=30)
+        statuses = []
+        for index, host in enumerate(hosts):
+            connection = connections[index]
+            try:
+                connection.request("POST", f"/api/rooms/{slug}/commands", body=json.dumps(body),
+                                   headers={"Content-Type": "application/json", "X-Forwarded-Proto": "https"})
+                response = connection.getresponse()
+                response.read()
+                statuses.append(response.status)
+            except (OSError, http.client.HTTPException):
+                statuses.append(0)
+                connection.close()
+                connections[index] = http.client.HTTPConnection(*host, timeout=30)
+        rec.commands.append((sent, max(statuses) if min(statuses) else 0))
         next_at += 1.0 / rate
         time.sleep(max(0.0, next_at - time.monotonic()))
-    connection.close()
+    for connection in connections:
+        connection.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     rec = Recorder()
     time.sleep(args.idle_s)
     if args.command_rate > 0 and args.busy_s > 0:
-        target = urlsplit(args.command_host) if args.command_host else None
-        control((target.hostname or "127.0.0.1", target.port or 80) if target else hosts[0], args.room,
+        targets = [urlsplit(url) for url in args.command_host.split(",")] if args.command_host else []
+        control([(t.hostname or "127.0.0.1", t.port or 80) for t in targets] or hosts[:1], args.room,
                 args.command_rate, args.busy_s, rec)
     time.sleep(args.tail_s)
     for pipe in pipes:

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def write_results(out_dir: Path, rows: list[Row], latencies: dict[str, list[floa
         for run_id, values in cdf.items():
             writer.writerow([run_id, *(_csv_value(v) for v in values)])
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    plot_files = plots.write_plots(out_dir, rows, cdf)
+    plot_files = _write_plots(out_dir, rows, cdf)
     (out_dir / "report.md").write_text(render_report(rows, meta, plot_files, reading_by_hand(out_dir)))
 
 
@@ -50,10 +51,20 @@ def rewrite_report(out_dir: Path, meta: dict[str, Any] | None = None) -> list[st
     rows, cdf, stored = read_results(out_dir)
     if meta is not None:
         (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    files = plots.write_plots(out_dir, rows, cdf)
+    files = _write_plots(out_dir, rows, cdf)
     (out_dir / "report.md").write_text(render_report(rows, meta if meta is not None else stored, files,
                                                      reading_by_hand(out_dir)))
     return files
+
+
+def _write_plots(out_dir: Path, rows: list[Row], cdf: dict[str, list[float]]) -> list[str]:
+    """The plots, or none: a plot that cannot draw these rows (a sweep of a transport it does not know,
+    such as socketio alone) must not lose the sweep's results.csv and report.md."""
+    try:
+        return plots.write_plots(out_dir, rows, cdf)
+    except Exception as exc:
+        print(f"warning: no plots for {out_dir}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return []
 
 
 def reading_by_hand(out_dir: Path) -> str:

@@ -11,7 +11,8 @@ from typing import Any
 
 from loadtests.metrics import Summary
 
-TRANSPORT_ORDER = ["poll", "longpoll", "sse", "ws"]
+# socketio: the lab's peer row (loadtests.socketio_app), Socket.IO as the article's app used it.
+TRANSPORT_ORDER = ["poll", "longpoll", "sse", "ws", "socketio"]
 CDF_QUANTILES = [q / 2 for q in range(0, 201)]  # 0, 0.5, ..., 100
 # A run "holds" when nobody saw an error or an old version, deliveries kept up, and p99 stayed
 # under this: half a second is where people in a watch party start to hear the rooms disagree.

@@ -29,8 +29,14 @@ from loadtests.rows import Row
 from vsync import launcher
 
 ROOT = Path(__file__).resolve().parent.parent
-VIEWER_CLASSES = {"poll": "PollViewer", "longpoll": "LongPollViewer", "sse": "SSEViewer", "ws": "WebSocketViewer"}
+VIEWER_CLASSES = {"poll": "PollViewer", "longpoll": "LongPollViewer", "sse": "SSEViewer", "ws": "WebSocketViewer",
+                  "socketio": "SocketIoViewer"}
 FLOOR = "floor"
+# The socketio peer row (issue 14) is served by loadtests.socketio_app: vsync's application with
+# python-socketio under /socket.io/, on the same servers; the product's application knows nothing of it.
+SOCKETIO = "socketio"
+SOCKETIO_APP = "loadtests.socketio_app:application"
+SOCKETIO_SETTINGS = "loadtests.socketio_settings"
 # Measured on the 2-core machine against the floor (single runs): at 1,000 viewers one locust process
 # gave p99 40 ms (WebSocket) and 62 ms (SSE), two gave 111 and 74 ms (the extra processes compete with
 # the server for two cores); at 2,500 two processes cut p50 from 120 to 41 ms at a similar p99.
@@ -107,6 +113,13 @@ def say(line: str, end: str = "\n") -> None:
         print(line, end=end, flush=True)
 
 
+def socketio_command(command: list[str]) -> list[str]:
+    """A vsync server's command line (vsync.launcher.server_command) serving loadtests.socketio_app instead."""
+    if "vsync.asgi:application" in command:  # uvicorn
+        return [SOCKETIO_APP if part == "vsync.asgi:application" else part for part in command]
+    return [*command, "--settings", SOCKETIO_SETTINGS]  # daphne: manage.py runserver
+
+
 free_port = launcher.free_port
 stop_process = launcher.stop_process_group
 
@@ -168,7 +181,8 @@ class Servers:
 
     def command(self, port: int) -> list[str]:
         if self.spec.server in launcher.SERVERS:
-            return launcher.server_command(self.spec.server, port)
+            command = launcher.server_command(self.spec.server, port)
+            return socketio_command(command) if self.spec.transport == SOCKETIO else command
         if self.spec.server == FLOOR:
             return [sys.executable, "-m", "loadtests.floor", "--port", str(port)]
         raise ValueError(f"unknown server {self.spec.server!r}")
@@ -181,6 +195,8 @@ class Servers:
                 self.redis = launcher.RedisServer(data_dir=self.data_dir).start()
                 redis_url = self.redis.url
                 count = self.spec.processes or self.settings.redis_processes
+            if self.spec.server == FLOOR:
+                count = floor_processes(self.spec.viewers)
             for index in range(count):
                 port = free_port()
                 server = launcher.ServerProcess(env=self.env(redis_url), port=port, command=self.command(port),
@@ -207,6 +223,16 @@ class Servers:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+
+
+# Viewers per floor process: one process cannot hold 20,000 sockets under the usual hard limit of 20,000
+# open files (and an unprivileged container may not raise it), so larger floors run as several
+# processes, each its own port and room, the viewers spread over them and each command sent to all.
+FLOOR_VIEWERS_PER_PROCESS = 10_000
+
+
+def floor_processes(viewers: int) -> int:
+    return max(1, math.ceil(viewers / FLOOR_VIEWERS_PER_PROCESS))
 
 
 def tree(pid: int) -> list[psutil.Process]:
@@ -445,7 +471,10 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
         sampler.start()
         make = probe_command if spec.client == "probe" else locust_command
         command = make(spec, settings, servers.urls, room, run_dir)
-        if servers.proxies:
+        if spec.server == FLOOR and len(servers.servers) > 1:
+            # A floor split over processes shares no state: every command goes to each of them.
+            command += ["--command-host", ",".join(servers.direct_urls)]
+        elif servers.proxies:
             # Commands go straight to the server: the controller sends one at a time, so through a
             # 300 ms round trip it could not keep 5 a second (measured: 0 to 1 a second got through).
             if spec.client == "probe":

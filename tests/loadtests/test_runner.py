@@ -64,3 +64,28 @@ def test_a_scale_out_sweep_runs_each_redis_point_per_process_count_against_one_f
     specs = plan([block], floor=True)
     assert [(s.server, s.processes) for s in specs] == [("uvicorn", 1), ("uvicorn", 2), ("uvicorn", 4), ("floor", 0)]
     assert specs[2].run_id == "ws-5000-uvicorn-redis-r0-p4"
+
+
+def test_the_standard_sweep_has_every_dimension_once_and_a_floor_for_each_point():
+    from loadtests.__main__ import STANDARD_BLOCKS, plan
+
+    specs = plan(STANDARD_BLOCKS, floor=True)
+    assert len({s.run_id for s in specs}) == len(specs)
+    measured = [s for s in specs if s.server != "floor" and not s.idle_s]
+    assert {s.transport for s in measured} == {"poll", "longpoll", "sse", "ws", "socketio"}
+    assert {s.rtt_ms for s in measured} == {0.0, 50.0, 150.0, 300.0}
+    assert {(s.viewers, s.processes) for s in measured if s.layer == "redis"} == {(5000, 1), (5000, 4), (20000, 4)}
+    floors = {(s.transport, s.viewers, s.repeat, s.rtt_ms) for s in specs if s.server == "floor"}
+    assert {(s.transport, s.viewers, s.repeat, s.rtt_ms) for s in measured} == floors
+    # The goals are read from three passes of the push rows at 1,000 viewers on each server.
+    for server in ("daphne", "uvicorn"):
+        for transport in ("longpoll", "sse", "ws"):
+            assert sorted(s.repeat for s in measured if (s.server, s.transport, s.viewers) ==
+                          (server, transport, 1000)) == [0, 1, 2]
+
+
+def test_a_floor_beyond_one_process_worth_of_sockets_is_split_over_processes():
+    from loadtests.runner import FLOOR_VIEWERS_PER_PROCESS, floor_processes
+
+    assert floor_processes(200) == floor_processes(FLOOR_VIEWERS_PER_PROCESS) == 1
+    assert floor_processes(20000) == 2
