@@ -100,6 +100,18 @@ STANDARD_BLOCKS = (
     Block(ALL, (200,), (MEMORY,), idle_s=20.0),
 )
 STANDARD_DURATION_S = 12.0
+STANDARD_META = {
+    "sweep": "the standard sweep (make bench): one process on loopback, every row at 200 and 1,000 viewers on "
+             "daphne and uvicorn (in memory); the push rows at 1,000 in three passes (repeats 0-2); the four "
+             "transports at 200 viewers on uvicorn behind loadtests.netem; SSE and WebSocket on uvicorn and Redis "
+             "at 5,000 viewers on 1 and 4 processes and at 20,000 on 4; 20 s idle runs at 200 viewers",
+    "network": "loopback, except the network rows: loadtests.netem (a user-space TCP proxy per server, its own "
+               "process) at RTT " + ", ".join(f"{r:g} ± {j:g} ms" for r, j, _ in STANDARD_NETWORKS)
+               + "; their floors behind the same proxy. " + netem.PACKET_LOSS,
+    "Redis layer": "the scale-out rows only: 1 or 4 uvicorn processes + redis-server, viewers spread evenly; "
+                   "floors over 10,000 viewers run as several floor processes (the open-files limit), each "
+                   "command sent to all",
+}
 
 
 def csv_list(text: str) -> list[str]:
@@ -223,13 +235,31 @@ def cmd_run(args: argparse.Namespace) -> int:
             "runs at once": "1 (each run alone on the machine)" if at_once == 1 else
                             f"{at_once}, side by side, each with its own servers and locust (small runs; "
                             "for capacity figures use --parallel 1)"}
+    if args.standard:
+        meta.update(STANDARD_META)
     print(f"{len(specs)} runs of {settings.duration_s:.0f} s, {at_once} at a time, into {out}", flush=True)
     rows = sweep(specs, settings, out, meta)
     meta["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     if rows:
         rewrite_report(out, meta)
     print(f"wrote {out / 'results.csv'}, {out / 'report.md'} and plots ({len(rows)}/{len(specs)} runs)")
-    return 0 if len(rows) == len(specs) else 1
+    extras_ok = standard_extras(out) if args.standard else True
+    return 0 if len(rows) == len(specs) and extras_ok else 1
+
+
+# The standard sweep's other disciplines, each in a folder of its own inside the sweep's.
+STANDARD_LOG = {"transports": ["poll", "longpoll", "sse", "ws"], "viewers": 100, "rates": [5.0, 20.0, 50.0],
+                "seconds": 8.0}
+
+
+def standard_extras(out: Path) -> bool:
+    """The log discipline (chat on every transport) after the runs; True when it ran whole."""
+    from loadtests import chat_probe
+
+    print(f"the log discipline: chat on {', '.join(STANDARD_LOG['transports'])} into {out / 'log'}", flush=True)
+    rows = chat_probe.run(STANDARD_LOG["transports"], STANDARD_LOG["viewers"], STANDARD_LOG["rates"],
+                          STANDARD_LOG["seconds"], out / "log", procs=1)
+    return len(rows) == len(STANDARD_LOG["transports"]) * len(STANDARD_LOG["rates"])
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt
 
 from loadtests.rows import CDF_QUANTILES, Point, Row, group
 
-COLORS = {"poll": "tab:orange", "longpoll": "tab:green", "sse": "tab:blue", "ws": "tab:purple"}
+COLORS = {"poll": "tab:orange", "longpoll": "tab:green", "sse": "tab:blue", "ws": "tab:purple", "socketio": "tab:brown"}
+TRANSPORTS = tuple(COLORS)
 STYLES = {"memory": "-", "redis": "--", "floor": ":"}
 MARKERS = {"daphne": "o", "uvicorn": "s", "floor": "."}
 
@@ -65,7 +66,7 @@ def _line_plot(points: dict, metric: str, ylabel: str, title: str, log_y: bool) 
     series = _series(points, metric)
     if not series:
         return None
-    transports = [t for t in ("poll", "longpoll", "sse", "ws") if any(key[0] == t for key in series)]
+    transports = [t for t in TRANSPORTS if any(key[0] == t for key in series)]
     columns = min(2, len(transports))
     rows = math.ceil(len(transports) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.8 * rows), squeeze=False, sharey=True)
@@ -113,12 +114,17 @@ def latency_vs_rtt(rows: list[Row]) -> plt.Figure | None:
         if not row.bandwidth_kbps:
             config = row.config if row.client == "locust" else f"{row.config} ({row.client})"
             grouped.setdefault((row.transport, config, row.viewers, row.rtt_ms), []).append(row)
-    transports = [t for t in ("poll", "longpoll", "sse", "ws") if any(key[0] == t for key in grouped)]
+    # A line needs two round trips: the sweep's other rows at RTT 0 (other counts, other rows) are not lines.
+    lines_of = {t: [line for line in sorted({(c, v) for t2, c, v, _ in grouped if t2 == t})
+                    if sum(k[:3] == (t, *line) for k in grouped) >= 2] for t in TRANSPORTS}
+    transports = [t for t in TRANSPORTS if lines_of[t]]
+    if not transports:
+        return None
     columns = min(2, len(transports))
     fig, axes = plt.subplots(math.ceil(len(transports) / columns), columns, figsize=(5.2 * columns, 3.9 *
                              math.ceil(len(transports) / columns)), squeeze=False)
     for ax, transport in zip(axes.flat, transports, strict=False):
-        lines = sorted({(config, viewers) for t, config, viewers, _ in grouped if t == transport})
+        lines = lines_of[transport]
         for config, viewers in lines:
             keys = sorted(k for k in grouped if k[:3] == (transport, config, viewers))
             xs = [k[3] for k in keys]
@@ -152,7 +158,7 @@ def p99_by_processes(rows: list[Row]) -> plt.Figure | None:
     for row in scaled + floors:
         label = "floor" if row.server == "floor" else f"{row.server} x{row.server_processes}"
         grouped.setdefault((row.transport, label, row.viewers), []).append(row)
-    transports = [t for t in ("poll", "longpoll", "sse", "ws") if any(r.transport == t for r in scaled)]
+    transports = [t for t in TRANSPORTS if any(r.transport == t for r in scaled)]
     columns = min(2, len(transports))
     count = math.ceil(len(transports) / columns)
     fig, axes = plt.subplots(count, columns, figsize=(5.2 * columns, 3.9 * count), squeeze=False, sharey=True)
@@ -218,7 +224,7 @@ def bytes_per_viewer_minute(points: dict, cdf: dict[str, list[float]], idle_rows
                      key=lambda c: (c != ("daphne", "memory"), c))
     server, layer = configs[0]
     chosen = {(t, v): p for (t, v, s, lay), p in real.items() if (s, lay) == (server, layer)}
-    labels = sorted(chosen, key=lambda key: (key[1], ["poll", "longpoll", "sse", "ws"].index(key[0])
+    labels = sorted(chosen, key=lambda key: (key[1], TRANSPORTS.index(key[0])
                                              if key[0] in COLORS else 9))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(labels) + 2), 4.6))
     xs = range(len(labels))
@@ -237,4 +243,55 @@ def bytes_per_viewer_minute(points: dict, cdf: dict[str, list[float]], idle_rows
     ax.set_title(f"Bytes per viewer-minute, idle and busy ({server}/{layer})")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend()
+    return fig
+
+
+def log_against_snapshot(rows: list) -> plt.Figure | None:
+    """Chat (the log) against state (the snapshot), from loadtests.chat_probe's rows.
+
+    Left: per transport, p50 and p99 of chat messages beside those of state versions at the
+    same load (the lowest rate step, where both ran side by side). Right: chat p99 against the
+    posted message rate per transport (state p99 dotted), the first step that fell behind marked.
+    """
+    steps = [r for r in rows if r.step == "rate"]
+    if not steps:
+        return None
+    transports = [t for t in TRANSPORTS if any(r.transport == t for r in steps)]
+    fig, (bars, lines) = plt.subplots(1, 2, figsize=(12.5, 4.6))
+    width = 0.2
+    for position, transport in enumerate(transports):
+        low = min((r for r in steps if r.transport == transport), key=lambda r: r.rate_asked)
+        values = [low.chat_p50_ms, low.chat_p99_ms, low.state_p50_ms, low.state_p99_ms]
+        for offset, (value, hatch, alpha) in enumerate(zip(values, ["", "", "//", "//"], [0.55, 1, 0.55, 1],
+                                                           strict=True)):
+            bars.bar(position + (offset - 1.5) * width, value, width,
+                     color=COLORS.get(transport, "grey"), alpha=alpha, hatch=hatch, edgecolor="black", linewidth=0.4)
+    lowest = {t: min((r for r in steps if r.transport == t), key=lambda r: r.rate_asked) for t in transports}
+    bars.set_xticks(range(len(transports)), [f"{t}\n{lowest[t].rate_posted:.1f}/s posted" for t in transports],
+                    fontsize=8)
+    bars.set_yscale("log")
+    bars.set_ylabel("latency, ms (log)")
+    bars.set_title("At the lowest rate: chat p50, p99 (plain) | state p50, p99 (hatched)", fontsize=9)
+    bars.grid(True, axis="y", alpha=0.3)
+    for transport in transports:
+        mine = sorted((r for r in steps if r.transport == transport), key=lambda r: r.rate_asked)
+        color = COLORS.get(transport, "grey")
+        xs = [r.rate_posted for r in mine]
+        lines.plot(xs, [r.chat_p99_ms for r in mine], "-", marker="o", color=color, label=f"{transport} chat p99")
+        lines.plot(xs, [r.state_p99_ms for r in mine], ":", marker=".", color=color, alpha=0.7,
+                   label=f"{transport} state p99")
+        fell = next((r for r in mine if r.behind), None)
+        if fell is not None:
+            lines.plot([fell.rate_posted], [fell.chat_p99_ms if not math.isnan(fell.chat_p99_ms) else 1.0], "X",
+                       markersize=13, color=color, markeredgecolor="black")
+            lines.annotate("behind", (fell.rate_posted, fell.chat_p99_ms), textcoords="offset points",
+                           xytext=(6, 6), fontsize=7, color=color)
+    lines.set_yscale("log")
+    lines.set_xlabel("chat messages posted per second (one room)")
+    lines.set_ylabel("p99 latency, ms (log)")
+    lines.set_title("Chat p99 against message rate (X: delivery fell behind)", fontsize=9)
+    lines.grid(True, which="both", alpha=0.3)
+    lines.legend(fontsize=6, ncol=2)
+    fig.suptitle("The log against the snapshot: chat messages and state versions on the same viewers")
+    fig.tight_layout()
     return fig

@@ -122,6 +122,66 @@ def fmt_spread(point: Point, name: str) -> str:
     return f"{text} ({fmt(low)}-{fmt(high)})" if len(point.rows) > 1 else text
 
 
+# Issue 14's goals, each judged where the sweep has its point (medians over the repeats).
+GOAL_P99_RATIO_1000 = {"sse": 1.2, "ws": 1.2, "longpoll": 1.5}
+GOAL_P99_RATIO_SCALE = 2.0
+GOAL_KIB_PER_VIEWER = 16.0
+GOAL_RTT_MS = 150.0
+
+
+def goals_table(rows: list[Row]) -> list[str]:
+    """The goals against the sweep's figures: p99 over the floor at 1,000 viewers in one process, the
+    largest scale-out (every version delivered, p99 over the floor, memory per viewer) and the order of
+    the transports at 150 ms RTT."""
+    floor_of = {(r.transport, r.viewers, r.floor_section): Point([x for x in rows if x.server == "floor" and
+                                                                   (x.transport, x.viewers, x.floor_section) ==
+                                                                   (r.transport, r.viewers, r.floor_section)])
+                for r in rows if r.server == "floor"}
+    lines = ["| goal | row | measured | target | met |", "|---|---|---:|---:|---|"]
+
+    def line(goal: str, row: str, value: float, target: float, text: str = "") -> None:
+        met = "n/a" if is_nan(value) else ("yes" if value <= target else "no")
+        lines.append(f"| {goal} | {row} | {text or fmt(value, 2)} | {target:g} | {met} |")
+
+    single = [r for r in rows if r.viewers == 1000 and r.server != "floor" and not r.scale_out
+              and r.network == "loopback" and r.transport in GOAL_P99_RATIO_1000]
+    by_point: dict[tuple[str, str, str], list[Row]] = {}
+    for row in single:
+        by_point.setdefault((row.transport, row.config, row.floor_section), []).append(row)
+    for (transport, config, base), mine in sorted(by_point.items()):
+        point, floor = Point(mine), floor_of.get((transport, 1000, base))
+        value = point.median("p99_ms") / floor.median("p99_ms") if floor else math.nan
+        passes = f"{len(mine)} pass{'es' if len(mine) > 1 else ''}"
+        line("p99 ÷ floor, 1,000 viewers, one process", f"{transport} {config} ({passes})", value,
+             GOAL_P99_RATIO_1000[transport], f"{value:.2f}x ({fmt(point.median('p99_ms'))} ms)")
+    scaled = [r for r in rows if r.scale_out and r.server != "floor"]
+    if scaled:
+        largest = max(r.viewers for r in scaled)
+        for row in sorted((r for r in scaled if r.viewers == largest), key=lambda r: (r.transport,
+                                                                                     r.server_processes)):
+            name = f"{row.transport} x{largest:,} on {row.server_processes} processes"
+            floor = floor_of.get((row.transport, row.viewers, row.floor_section))
+            value = row.p99_ms / floor.median("p99_ms") if floor else math.nan
+            line("p99 ÷ floor at the largest count", name, value, GOAL_P99_RATIO_SCALE,
+                 f"{value:.2f}x ({fmt(row.p99_ms)} ms)")
+            line("every version delivered (missed)", name, float(row.missed), 0.0,
+                 f"{row.missed} missed, {100 * row.delivered_ratio:.0f} % delivered")
+            line("KiB per connected viewer", name, row.server_kib_per_viewer, GOAL_KIB_PER_VIEWER)
+    at_rtt = [r for r in rows if r.rtt_ms == GOAL_RTT_MS and r.server != "floor" and not r.bandwidth_kbps]
+    if at_rtt:
+        points = group(at_rtt)
+        by_p99 = sorted(points.values(), key=lambda p: p.median("p99_ms"))
+        by_bytes = sorted(points.values(), key=lambda p: p.median("bytes_per_viewer_min_busy"))
+        lines.append(f"| order at {GOAL_RTT_MS:g} ms RTT by p99 | {by_p99[0].first.config} | "
+                     + " < ".join(f"{p.first.transport} {fmt(p.median('p99_ms'), 0)} ms" for p in by_p99)
+                     + " | | |")
+        lines.append(f"| order at {GOAL_RTT_MS:g} ms RTT by bytes per viewer-minute (busy) | "
+                     f"{by_bytes[0].first.config} | "
+                     + " < ".join(f"{p.first.transport} {fmt(p.median('bytes_per_viewer_min_busy') / 1024, 1)} KiB"
+                                  for p in by_bytes) + " | | |")
+    return lines if len(lines) > 2 else []
+
+
 def ratio(value: float, floor: float) -> str:
     if is_nan(value) or is_nan(floor) or floor <= 0:
         return "n/a"
@@ -372,6 +432,9 @@ def _render(rows: list[Row], idle_rows: list[Row], meta: dict[str, Any], plot_fi
             "the run client-bound. Where repeats exist, figures are medians with (min-max).", ""]
     if by_hand:
         out += [by_hand, ""]
+    goals = goals_table(rows)
+    if goals:
+        out += ["## Goals (issue 14)", "", *goals, ""]
     if len({r.rtt_ms for r in rows}) > 1 or any(r.rtt_ms for r in rows):
         out += ["## Latency against the network's round trip", "",
                 "p50 model: short polling min(interval, command spacing)/2 + RTT/2 (this lab's poller fires on a "

@@ -169,3 +169,18 @@ def test_a_scale_out_sweep_has_its_table_sections_per_process_count_and_plot(tmp
     section = text.split("## uvicorn/redis, loopback, probe client, 2 server processes")[1].split("\n## ")[0]
     assert "| ws | 1000 | 15.0 | 27.0 | 30.0 | 36.0 | 6.0x | 6.0x |" in section
     assert (tmp_path / "p99_vs_viewers_by_processes.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_goals_compare_the_medians_at_a_thousand_viewers_with_the_floor():
+    from loadtests.report import goals_table
+
+    rows = [row("sse", 1000, 20.0, p99, repeat=r, server="uvicorn") for r, p99 in enumerate((50.0, 55.0, 200.0))]
+    rows += [row("sse", 1000, 10.0, 50.0, repeat=r, server="floor", layer="floor") for r in range(3)]
+    rows += [row("longpoll", 1000, 30.0, 100.0, server="uvicorn"),
+             row("longpoll", 1000, 10.0, 50.0, server="floor", layer="floor")]
+    lines = goals_table(rows)
+    sse = next(line for line in lines if "sse uvicorn/memory (3 passes)" in line)
+    assert "1.10x" in sse and sse.endswith("| 1.2 | yes |")
+    longpoll = next(line for line in lines if "longpoll uvicorn/memory (1 pass)" in line)
+    assert "2.00x" in longpoll and longpoll.endswith("| 1.5 | no |")
+    assert goals_table([row("sse", 50, 4.0, 8.0)]) == []
