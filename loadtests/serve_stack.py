@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from vsync.launcher import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +79,11 @@ class ServeStack:
     def worker_list(self) -> list[dict[str, Any]]:
         listing: list[dict[str, Any]] = json.loads((self.data_dir / "serve" / "workers.json").read_text())
         return listing
+
+    def nginx_pids(self) -> list[int]:
+        """nginx's master (its pid file) and its worker processes."""
+        master = psutil.Process(int((self.data_dir / "serve" / "nginx" / "nginx.pid").read_text()))
+        return [master.pid] + [child.pid for child in master.children()]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
