@@ -70,7 +70,8 @@ superuser: migrate
 cluster: migrate
 	$(PY) -m vsync.launcher --processes $(N) --base-port $(BASE_PORT) --redis-port $(REDIS_PORT)
 
-bench: $(DEV_STAMP) migrate
+# The standard sweep: redis-server for the scale-out rows, nginx and PostgreSQL for HTTP/2 against HTTP/1.1.
+bench: serve-packages $(DEV_STAMP) migrate
 	$(PY) -m loadtests run --standard
 
 demo-video:

@@ -140,11 +140,13 @@ def test_the_background_thread_refreshes_a_due_room(media_settings, media_site, 
     room = room_create(name="Threaded", media=resolved.media, media_page_url=resolved.page_url,
                        media_expires_ms=resolved.expires_ms)
     ensure_refresher()
-    deadline = time.monotonic() + 10
-    while Room.objects.get(pk=room.pk).version == 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert Room.objects.get(pk=room.pk).version >= 2
-    stop_refresher()
+    try:
+        deadline = time.monotonic() + 10
+        while Room.objects.get(pk=room.pk).version == 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert Room.objects.get(pk=room.pk).version >= 2
+    finally:
+        stop_refresher()
 
 
 def test_the_admin_action_re_resolves_through_the_service(page_room, client):
