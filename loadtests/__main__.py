@@ -108,6 +108,9 @@ STANDARD_META = {
     "network": "loopback, except the network rows: loadtests.netem (a user-space TCP proxy per server, its own "
                "process) at RTT " + ", ".join(f"{r:g} ± {j:g} ms" for r, j, _ in STANDARD_NETWORKS)
                + "; their floors behind the same proxy. " + netem.PACKET_LOSS,
+    "other disciplines": "log/ (chat on every transport: loadtests.chat_probe, its own report.md and plot) and "
+                         "h2/ (HTTP/2 against HTTP/1.1 through make serve's nginx: loadtests.h2_compare), "
+                         "run after these rows",
     "Redis layer": "the scale-out rows only: 1 or 4 uvicorn processes + redis-server, viewers spread evenly; "
                    "floors over 10,000 viewers run as several floor processes (the open-files limit), each "
                    "command sent to all",
@@ -247,19 +250,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if len(rows) == len(specs) and extras_ok else 1
 
 
-# The standard sweep's other disciplines, each in a folder of its own inside the sweep's.
+# The standard sweep's other disciplines, each in a folder of its own inside the sweep's: the log
+# (chat on every transport, 100 viewers, three posting rates) and HTTP/2 against HTTP/1.1 through
+# make serve's nginx (SSE and long polling, 200 viewers, 10 s and 20 commands per cell, two passes).
 STANDARD_LOG = {"transports": ["poll", "longpoll", "sse", "ws"], "viewers": 100, "rates": [5.0, 20.0, 50.0],
                 "seconds": 8.0}
+STANDARD_H2 = {"viewers": 200, "seconds": 10.0, "commands": 20, "repeat": 2}
 
 
 def standard_extras(out: Path) -> bool:
-    """The log discipline (chat on every transport) after the runs; True when it ran whole."""
-    from loadtests import chat_probe
+    """The log discipline and HTTP/2 against HTTP/1.1 after the runs; True when both ran whole."""
+    from loadtests import chat_probe, h2_compare
 
-    print(f"the log discipline: chat on {', '.join(STANDARD_LOG['transports'])} into {out / 'log'}", flush=True)
-    rows = chat_probe.run(STANDARD_LOG["transports"], STANDARD_LOG["viewers"], STANDARD_LOG["rates"],
-                          STANDARD_LOG["seconds"], out / "log", procs=1)
-    return len(rows) == len(STANDARD_LOG["transports"]) * len(STANDARD_LOG["rates"])
+    log = STANDARD_LOG
+    print(f"the log discipline: chat on {', '.join(log['transports'])} into {out / 'log'}", flush=True)
+    chat_rows = chat_probe.run(log["transports"], log["viewers"], log["rates"], log["seconds"], out / "log",
+                               procs=1)
+    h2 = STANDARD_H2
+    print(f"HTTP/2 against HTTP/1.1 through nginx into {out / 'h2'}", flush=True)
+    h2_rows = h2_compare.run(h2["viewers"], h2["seconds"], h2["commands"], out / "h2", repeat=h2["repeat"],
+                             command="python -m loadtests run --standard (loadtests.__main__.STANDARD_H2)")
+    return (len(chat_rows) == len(log["transports"]) * len(log["rates"])
+            and len(h2_rows) == len(h2_compare.TRANSPORTS) * len(h2_compare.PROTOCOLS) * h2["repeat"])
 
 
 def cmd_report(args: argparse.Namespace) -> int:
