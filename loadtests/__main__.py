@@ -173,6 +173,15 @@ def networks_of(args: argparse.Namespace) -> tuple[tuple[float, float, float], .
     return tuple(networks)
 
 
+def git_commit() -> str:
+    """The checkout's commit, marked when the tree has changes (what the figures were measured on)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)"
+    return commit + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def floor_available() -> bool:
     return (ROOT / "loadtests" / "floor.py").exists()
 
@@ -214,6 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     at_once = parallel_runs(specs, settings)
     load = os.getloadavg()
     meta = {"date": now.strftime("%Y-%m-%d %H:%M UTC"), "command": "python -m loadtests " + shlex.join(sys.argv[1:]),
+            "commit": git_commit(),
             "machine": f"{platform.node()}, {os.cpu_count()} CPUs, {platform.machine()}, Python "
                        f"{platform.python_version()}, locust {metadata.version('locust')}",
             "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in load),
