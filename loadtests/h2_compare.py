@@ -42,6 +42,7 @@ import psutil
 from loadtests import netem
 from loadtests.h2_clients import FIRST_STATE_TIMEOUT_S, PROTOCOLS, TRANSPORTS, ClientSpec, client_main
 from loadtests.h2_report import H2Row, run_meta, write_outputs
+from loadtests.probe import cpu_seconds
 from loadtests.serve_stack import ROOT, ServeStack, percentile
 
 # After the last command: long enough for its version to reach every viewer on a loaded machine.
@@ -57,17 +58,6 @@ def split_viewers(viewers: int, processes: int, per_connection: int) -> list[int
         counts.append(min(left, share * per_connection))
         left -= counts[-1]
     return [count for count in counts if count]
-
-
-def _cpu_s(processes: Sequence[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system
-        except psutil.Error:
-            pass
-    return total
 
 
 def _rss_mib(processes: Sequence[psutil.Process]) -> float:
@@ -111,14 +101,14 @@ def measure_cell(stack: ServeStack, transport: str, protocol: str, *, viewers: i
         for pipe in pipes:
             _receive(pipe, 30)
         groups = (nginx, workers, [psutil.Process(process.pid) for process in clients])
-        cpu_before = [_cpu_s(group) for group in groups]
+        cpu_before = [cpu_seconds(group) for group in groups]
         started, versions = time.monotonic(), []
         for index in range(commands):  # a fixed rate: each command at its own time, however long the last took
             time.sleep(max(0.0, started + index * seconds / commands - time.monotonic()))
             versions.append(stack.command(slug, float(index)))
         time.sleep(max(0.0, started + seconds - time.monotonic()) + GRACE_S + 2 * rtt_ms / 1000)
         elapsed = time.monotonic() - started
-        cpu = [(_cpu_s(group) - before) / elapsed * 100 for group, before in zip(groups, cpu_before, strict=True)]
+        cpu = [(cpu_seconds(group) - before) / elapsed * 100 for group, before in zip(groups, cpu_before, strict=True)]
         rss_after = _rss_mib(nginx), _rss_mib(workers)
         for pipe in pipes:
             pipe.send("stop")

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -309,7 +310,8 @@ class Round:
     server_cpu: float | None
 
 
-def _cpu(processes: list[psutil.Process]) -> float:
+def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
+    """User and system CPU seconds of these processes so far (those that have gone count nothing)."""
     total = 0.0
     for process in processes:
         try:
@@ -362,7 +364,7 @@ def _measure(args: argparse.Namespace, port: int, server: psutil.Process | None)
     time.sleep(1.0)  # idle: let the server settle before its memory is read
     kib = (server.memory_info().rss - rss_before) / 1024 / args.viewers if server else None
     watched = [psutil.Process(process.pid) for process in clients]
-    client_cpu, server_cpu, started = _cpu(watched), _cpu([server]) if server else 0.0, time.monotonic()
+    client_cpu, server_cpu, started = cpu_seconds(watched), cpu_seconds([server]) if server else 0.0, time.monotonic()
     versions = []
     for index in range(args.commands):
         status, body = _request(port, "POST", f"/api/rooms/{slug}/commands", {
@@ -371,8 +373,8 @@ def _measure(args: argparse.Namespace, port: int, server: psutil.Process | None)
         versions.append(body["state"]["version"])
         time.sleep(args.interval)
     elapsed = time.monotonic() - started
-    client_cpu = (_cpu(watched) - client_cpu) / elapsed * 100
-    server_cpu_pct = (_cpu([server]) - server_cpu) / elapsed * 100 if server else None
+    client_cpu = (cpu_seconds(watched) - client_cpu) / elapsed * 100
+    server_cpu_pct = (cpu_seconds([server]) - server_cpu) / elapsed * 100 if server else None
     for pipe in pipes:
         pipe.send("stop")
     latencies: list[float] = []

@@ -202,20 +202,24 @@ class WebSocketViewer(Viewer):
     """A WebSocket that receives ``{"type": "state"}`` messages; reconnects after a drop."""
 
     transport = "ws"
+    path = "/ws/rooms/{room}"
+    event = "WS"  # the name of the handshake in locust's statistics
+    label = "websocket"
 
     def watch(self) -> None:
-        url = self.base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + f"/ws/rooms/{self.room}"
+        url = (self.base.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+               + self.path.format(room=self.room))
         started = time.perf_counter()
         try:
             ws = websocket.create_connection(url, timeout=self.network_timeout, skip_utf8_validation=True,
                                              enable_multithread=False)
         except (OSError, websocket.WebSocketException) as exc:
             recorder.traffic(time.time(), 0, 1)
-            self.failed(f"websocket connect failed: {exc}")
+            self.failed(f"{self.label} connect failed: {exc}")
             return
         handshake = http_head_bytes(len("HTTP/1.1 101 Switching Protocols"), (ws.getheaders() or {}).items())
         recorder.traffic(time.time(), handshake, 1)
-        self.fire("WS", (time.perf_counter() - started) * 1000.0, handshake)
+        self.fire(self.event, (time.perf_counter() - started) * 1000.0, handshake)
         try:
             while True:
                 # control_frame=True: pings are answered as before, and counted as the bytes they are.
@@ -224,11 +228,8 @@ class WebSocketViewer(Viewer):
                 recorder.traffic(receive_ms / 1000.0, ws_frame_bytes(len(payload)))
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
                     break
-                if opcode != websocket.ABNF.OPCODE_TEXT:
-                    continue
-                message = json.loads(payload)
-                if message.get("type") == "state":
-                    self.deliver(receive_ms, message["state"], len(payload))
+                if opcode == websocket.ABNF.OPCODE_TEXT:
+                    self.received(ws, payload, receive_ms)
         except (OSError, websocket.WebSocketException):
             pass
         finally:
@@ -236,47 +237,27 @@ class WebSocketViewer(Viewer):
         recorder.reconnects += 1
         self.fire("RECONNECT", 0.0, 0)
 
+    def received(self, ws: websocket.WebSocket, payload: bytes, receive_ms: float) -> None:
+        message = json.loads(payload)
+        if message.get("type") == "state":
+            self.deliver(receive_ms, message["state"], len(payload))
 
-class SocketIoViewer(Viewer):
+
+class SocketIoViewer(WebSocketViewer):
     """Socket.IO v5 over Engine.IO v4's WebSocket (loadtests.socketio_app): ``42["state",{...}]`` events,
     Engine.IO's ping ``2`` answered ``3``; reconnects after a drop."""
 
     transport = "socketio"
+    path = "/socket.io/?EIO=4&transport=websocket&room={room}"
+    event = "SOCKETIO"
+    label = "socket.io"
 
-    def watch(self) -> None:
-        url = (self.base.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-               + f"/socket.io/?EIO=4&transport=websocket&room={self.room}")
-        started = time.perf_counter()
-        try:
-            ws = websocket.create_connection(url, timeout=self.network_timeout, skip_utf8_validation=True,
-                                             enable_multithread=False)
-        except (OSError, websocket.WebSocketException) as exc:
-            recorder.traffic(time.time(), 0, 1)
-            self.failed(f"socket.io connect failed: {exc}")
-            return
-        handshake = http_head_bytes(len("HTTP/1.1 101 Switching Protocols"), (ws.getheaders() or {}).items())
-        recorder.traffic(time.time(), handshake, 1)
-        self.fire("SOCKETIO", (time.perf_counter() - started) * 1000.0, handshake)
-        try:
-            while True:
-                opcode, payload = ws.recv_data(control_frame=True)
-                receive_ms = time.time() * 1000.0
-                recorder.traffic(receive_ms / 1000.0, ws_frame_bytes(len(payload)))
-                if opcode == websocket.ABNF.OPCODE_CLOSE:
-                    break
-                if opcode != websocket.ABNF.OPCODE_TEXT:
-                    continue
-                if payload.startswith(b"42"):
-                    event, *args = json.loads(payload[2:])
-                    if event == "state" and args:
-                        self.deliver(receive_ms, args[0], len(payload))
-                elif payload == b"2":
-                    ws.send("3")
-                elif payload.startswith(b"0"):
-                    ws.send("40")  # Engine.IO is open: connect to the default namespace
-        except (OSError, websocket.WebSocketException):
-            pass
-        finally:
-            ws.close()
-        recorder.reconnects += 1
-        self.fire("RECONNECT", 0.0, 0)
+    def received(self, ws: websocket.WebSocket, payload: bytes, receive_ms: float) -> None:
+        if payload.startswith(b"42"):
+            event, *args = json.loads(payload[2:])
+            if event == "state" and args:
+                self.deliver(receive_ms, args[0], len(payload))
+        elif payload == b"2":
+            ws.send("3")
+        elif payload.startswith(b"0"):
+            ws.send("40")  # Engine.IO is open: connect to the default namespace
