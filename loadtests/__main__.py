@@ -39,7 +39,7 @@ if _missing_lab_tools():
     sys.exit(f"the transport lab needs {' and '.join(_missing_lab_tools())} (the lab extra): run "
              f"{sys.executable} -m pip install -e '.[dev]'   (make bench does it too)")
 
-from loadtests import netem  # noqa: E402
+from loadtests import netem, provenance  # noqa: E402
 from loadtests.report import rewrite_report  # noqa: E402
 from loadtests.runner import (  # noqa: E402
     FLOOR,
@@ -173,15 +173,6 @@ def networks_of(args: argparse.Namespace) -> tuple[tuple[float, float, float], .
     return tuple(networks)
 
 
-def git_commit() -> str:
-    """The checkout's commit, marked when the tree has changes (what the figures were measured on)."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)"
-    return commit + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
-
-
 def floor_available() -> bool:
     return (ROOT / "loadtests" / "floor.py").exists()
 
@@ -221,12 +212,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                         redis_processes=args.redis_processes, locust_processes=args.locust_processes,
                         parallel=args.parallel, quiet=args.quiet)
     at_once = parallel_runs(specs, settings)
-    load = os.getloadavg()
     meta = {"date": now.strftime("%Y-%m-%d %H:%M UTC"), "command": "python -m loadtests " + shlex.join(sys.argv[1:]),
-            "commit": git_commit(),
+            "commit": provenance.commit(),
             "machine": f"{platform.node()}, {os.cpu_count()} CPUs, {platform.machine()}, Python "
                        f"{platform.python_version()}, locust {metadata.version('locust')}",
-            "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in load),
+            "load average at start (1/5/15 min)": provenance.load_average(),
             "runs": len(specs), "run duration s": settings.duration_s,
             "commands per second (busy)": settings.command_rate, "short-poll interval s": settings.poll_interval,
             "long-poll timeout s": settings.longpoll_timeout,
@@ -252,7 +242,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         meta.update(STANDARD_META)
     print(f"{len(specs)} runs of {settings.duration_s:.0f} s, {at_once} at a time, into {out}", flush=True)
     rows = sweep(specs, settings, out, meta)
-    meta["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    meta["load average at end (1/5/15 min)"] = provenance.load_average()
     if rows:
         rewrite_report(out, meta)
     print(f"wrote {out / 'results.csv'}, {out / 'report.md'} and plots ({len(rows)}/{len(specs)} runs)")

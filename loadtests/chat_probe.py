@@ -38,7 +38,7 @@ from typing import Any
 
 import psutil
 
-from loadtests import chat_report, chat_viewers, probe
+from loadtests import chat_report, chat_viewers, probe, provenance
 from loadtests.chat_report import ChatRow, Step
 
 POSTERS = 4  # threads posting chat: each POST waits for its answer, so one thread alone caps the rate
@@ -109,18 +109,6 @@ def _paced(action: Any, rate: float, seconds: float, first: int, threads: int) -
     return sorted(results), failures[0]
 
 
-def _cpu(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        try:
-            for each in (process, *process.children(recursive=True)):
-                times = each.cpu_times()
-                total += times.user + times.system
-        except psutil.Error:
-            pass
-    return total
-
-
 class Run:
     """One transport's run: its server, its client processes, its steps."""
 
@@ -141,13 +129,14 @@ class Run:
         self.watched = [psutil.Process(process.pid) for process in self.clients]
 
     def _measured(self, step: Step, action: Any) -> Step:
-        server_cpu, client_cpu, started = _cpu([self.server]), _cpu(self.watched), time.monotonic()
+        server_cpu = probe.cpu_seconds([self.server], children=True)
+        client_cpu, started = probe.cpu_seconds(self.watched, children=True), time.monotonic()
         step.started_ms = time.time() * 1000
         action(step)
         step.ended_ms = time.time() * 1000
         elapsed = time.monotonic() - started
-        step.server_cpu_pct = (_cpu([self.server]) - server_cpu) / elapsed * 100
-        step.client_cpu_pct = (_cpu(self.watched) - client_cpu) / elapsed * 100
+        step.server_cpu_pct = (probe.cpu_seconds([self.server], children=True) - server_cpu) / elapsed * 100
+        step.client_cpu_pct = (probe.cpu_seconds(self.watched, children=True) - client_cpu) / elapsed * 100
         return step
 
     def quiet(self) -> Step:
@@ -246,15 +235,11 @@ def run_transport(transport: str, viewers: int, rates: list[float], seconds: flo
 
 def _meta(command: str, transports: list[str], viewers: int, rates: list[float], seconds: float,
           options: Options) -> dict[str, Any]:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=probe.ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "loadtests", "transports", "rooms", "vsync"],
-                           cwd=probe.ROOT, capture_output=True, text=True).stdout.strip()
     return {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "command": command,
-            "commit": commit + (" (with uncommitted changes)" if dirty else ""),
+            "commit": provenance.commit(),
             "machine": f"{platform.node()}, {os.cpu_count()} CPUs, {platform.machine()}, Python "
                        f"{platform.python_version()}",
-            "load average at start": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+            "load average at start": provenance.load_average(),
             "transports": transports, "viewers": viewers, "rates asked per s": rates, "seconds per step": seconds,
             "server": f"{options.serve} (one process, SQLite, in-memory layer, VSYNC_ADDRESS_LIMITS=off)",
             "client processes": options.procs, "commands per s beside the messages": options.command_rate,
@@ -273,7 +258,7 @@ def run(transports: list[str], viewers: int, rates: list[float], seconds: float,
     rows: list[ChatRow] = []
     for transport in transports:
         rows += run_transport(transport, viewers, rates, seconds, options)
-    meta["load average at end"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    meta["load average at end"] = provenance.load_average()
     if out is not None:
         import matplotlib.pyplot as plt
 

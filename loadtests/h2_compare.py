@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
-import os
 import shlex
 import sys
 import time
@@ -39,7 +38,7 @@ from typing import Any
 
 import psutil
 
-from loadtests import netem
+from loadtests import netem, provenance
 from loadtests.h2_clients import FIRST_STATE_TIMEOUT_S, PROTOCOLS, TRANSPORTS, ClientSpec, client_main
 from loadtests.h2_report import H2Row, run_meta, write_outputs
 from loadtests.probe import cpu_seconds
@@ -180,7 +179,7 @@ def run(viewers: int, seconds: float, commands: int, out: Path, *, transports: S
                     proxy.wait()
     finally:
         stack.stop()
-    meta["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    meta["load average at end (1/5/15 min)"] = provenance.load_average()
     write_outputs(out, rows, meta)
     return rows
 

@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from loadtests import netem
+from loadtests import netem, provenance
 from loadtests.h2_clients import PROTOCOLS
 from loadtests.serve_stack import ROOT
 
@@ -66,14 +66,12 @@ def run_meta(command: str, viewers: int, seconds: float, commands: int, streams_
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
         return (done.stdout + done.stderr).strip()
 
-    commit = output("git", "rev-parse", "--short", "HEAD")
-    changed = bool(output("git", "status", "--porcelain", "--untracked-files=no"))
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "command": command,
-        "commit": commit + (" (with uncommitted changes in the tree)" if changed else ""),
+        "commit": provenance.commit(),
         "machine": f"{platform.node()}, {os.cpu_count()} CPUs, {platform.machine()}, Linux {platform.release()}, "
                    f"Python {platform.python_version()}",
-        "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "load average at start (1/5/15 min)": provenance.load_average(),
         "stack": f"make serve (loadtests.serve_stack): {output('nginx', '-v').removeprefix('nginx version: ')}, "
                  f"{workers} uvicorn workers, Redis, PostgreSQL",
         "viewers": viewers, "seconds": seconds, "commands": commands, "command interval s": seconds / commands,

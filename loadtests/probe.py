@@ -165,6 +165,20 @@ class SocketIoViewer(WsViewer):
             self.transport.write(self.CONNECT)
 
 
+# The socketio peer row (issue 14) is served by loadtests.socketio_app: vsync's application with
+# python-socketio under /socket.io/, on the same servers; the product's application knows nothing of it.
+SOCKETIO = "socketio"
+SOCKETIO_APP = "loadtests.socketio_app:application"
+SOCKETIO_SETTINGS = "loadtests.socketio_settings"
+
+
+def socketio_command(command: list[str]) -> list[str]:
+    """A vsync server's command line (vsync.launcher.server_command) serving loadtests.socketio_app instead."""
+    if "vsync.asgi:application" in command:  # uvicorn
+        return [SOCKETIO_APP if part == "vsync.asgi:application" else part for part in command]
+    return [*command, "--settings", SOCKETIO_SETTINGS]  # daphne: manage.py runserver
+
+
 def split_responses(buffer: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """The complete HTTP/1.1 responses (head, body) at the front of ``buffer``, and what is left of it."""
     responses = []
@@ -286,9 +300,7 @@ def start_server(serve: str, port: int, data_dir: Path, transport: str = "") -> 
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
                        check=True)
         command = server_command("uvicorn" if serve == "vsync-uvicorn" else "daphne", port)
-        if transport == "socketio":
-            from loadtests.runner import socketio_command
-
+        if transport == SOCKETIO:
             command = socketio_command(command)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
@@ -310,13 +322,15 @@ class Round:
     server_cpu: float | None
 
 
-def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
-    """User and system CPU seconds of these processes so far (those that have gone count nothing)."""
+def cpu_seconds(processes: Sequence[psutil.Process], *, children: bool = False) -> float:
+    """User and system CPU seconds of these processes so far (with ``children``, their descendants' too;
+    those that have gone count nothing)."""
     total = 0.0
     for process in processes:
         try:
-            times = process.cpu_times()
-            total += times.user + times.system
+            for each in (process, *process.children(recursive=True)) if children else (process,):
+                times = each.cpu_times()
+                total += times.user + times.system
         except psutil.Error:
             pass
     return total

@@ -133,10 +133,11 @@ def goals_table(rows: list[Row]) -> list[str]:
     """The goals against the sweep's figures: p99 over the floor at 1,000 viewers in one process, the
     largest scale-out (every version delivered, p99 over the floor, memory per viewer) and the order of
     the transports at 150 ms RTT."""
-    floor_of = {(r.transport, r.viewers, r.floor_section): Point([x for x in rows if x.server == "floor" and
-                                                                   (x.transport, x.viewers, x.floor_section) ==
-                                                                   (r.transport, r.viewers, r.floor_section)])
-                for r in rows if r.server == "floor"}
+    floor_rows: dict[tuple[str, int, str], list[Row]] = {}
+    for row in rows:
+        if row.server == "floor":
+            floor_rows.setdefault((row.transport, row.viewers, row.floor_section), []).append(row)
+    floor_of = {key: Point(mine) for key, mine in floor_rows.items()}
     lines = ["| goal | row | measured | target | met |", "|---|---|---:|---:|---|"]
 
     def line(goal: str, row: str, value: float, target: float, text: str = "") -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import psutil
 
 from loadtests import metrics, netem
+from loadtests.probe import SOCKETIO, socketio_command
 from loadtests.report import write_results
 from loadtests.rows import Row
 from vsync import launcher
@@ -32,11 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 VIEWER_CLASSES = {"poll": "PollViewer", "longpoll": "LongPollViewer", "sse": "SSEViewer", "ws": "WebSocketViewer",
                   "socketio": "SocketIoViewer"}
 FLOOR = "floor"
-# The socketio peer row (issue 14) is served by loadtests.socketio_app: vsync's application with
-# python-socketio under /socket.io/, on the same servers; the product's application knows nothing of it.
-SOCKETIO = "socketio"
-SOCKETIO_APP = "loadtests.socketio_app:application"
-SOCKETIO_SETTINGS = "loadtests.socketio_settings"
 # Measured on the 2-core machine against the floor (single runs): at 1,000 viewers one locust process
 # gave p99 40 ms (WebSocket) and 62 ms (SSE), two gave 111 and 74 ms (the extra processes compete with
 # the server for two cores); at 2,500 two processes cut p50 from 120 to 41 ms at a similar p99.
@@ -111,13 +107,6 @@ def say(line: str, end: str = "\n") -> None:
     """Print whole lines even when several runs report at once."""
     with _print_lock:
         print(line, end=end, flush=True)
-
-
-def socketio_command(command: list[str]) -> list[str]:
-    """A vsync server's command line (vsync.launcher.server_command) serving loadtests.socketio_app instead."""
-    if "vsync.asgi:application" in command:  # uvicorn
-        return [SOCKETIO_APP if part == "vsync.asgi:application" else part for part in command]
-    return [*command, "--settings", SOCKETIO_SETTINGS]  # daphne: manage.py runserver
 
 
 free_port = launcher.free_port

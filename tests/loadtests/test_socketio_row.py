@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from loadtests.__main__ import Block, plan, with_clients
-from loadtests.probe import SocketIoViewer
-from loadtests.runner import SOCKETIO_APP, SOCKETIO_SETTINGS, RunSpec, Servers, Settings, http_json, socketio_command
+from loadtests.probe import SOCKETIO_APP, SOCKETIO_SETTINGS, SocketIoViewer, socketio_command
+from loadtests.runner import RunSpec, Servers, Settings, http_json
 from tests.support.servers import LiveServer, free_port, migrate, server_env
 from vsync.launcher import server_command
 
