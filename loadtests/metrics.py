@@ -45,11 +45,11 @@ class VersionTracker:
         return "old"
 
 
-def percentile(values: Sequence[float], q: float) -> float:
+def percentile(values: Sequence[float], q: float, presorted: bool = False) -> float:
     """Linear-interpolated percentile (numpy's default) of ``values``; NaN when empty."""
     if not values:
         return math.nan
-    ordered = sorted(values)
+    ordered = values if presorted else sorted(values)
     if len(ordered) == 1:
         return float(ordered[0])
     rank = (len(ordered) - 1) * q / 100.0

@@ -25,7 +25,7 @@ import psutil
 
 from loadtests import metrics, netem
 from loadtests.probe import SOCKETIO, socketio_command
-from loadtests.report import write_results
+from loadtests.report import cdf_of, write_tables
 from loadtests.rows import Row
 from vsync import launcher
 
@@ -484,7 +484,10 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
                     stop_process(client)
                     break
                 progress(spec, index, total, elapsed, planned, sampler, settings.quiet, one_line)
-                time.sleep(1.0)
+                try:
+                    client.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    pass
         sampler.stop()
         # The probe's controller writes a dump of its own (the commands) beside its client processes'.
         wait_for_dumps(run_dir, sampler, client_processes(spec, settings) + (spec.client == "probe"))
@@ -515,13 +518,13 @@ def run_one(spec: RunSpec, settings: Settings, out_dir: Path, data_dir: Path, in
 
 
 def sweep(specs: list[RunSpec], settings: Settings, out_dir: Path, meta: dict[str, Any]) -> list[Row]:
-    """Run every spec (several at once when they are small), rewriting results.csv after each run
-    so that a cut-short sweep keeps its rows."""
+    """Run every spec (several at once when they are small), rewriting results.csv and cdf.csv after each
+    run so that a cut-short sweep keeps its rows; the caller draws the report once, at the end."""
     import tempfile
     from concurrent.futures import ThreadPoolExecutor
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    done: dict[int, tuple[Row, list[float]]] = {}
+    done: dict[int, tuple[Row, list[float]]] = {}  # each run's row and CDF
     lock = threading.Lock()
     at_once = parallel_runs(specs, settings)
     with tempfile.TemporaryDirectory(prefix="vsync-bench-") as tmp:
@@ -535,15 +538,16 @@ def sweep(specs: list[RunSpec], settings: Settings, out_dir: Path, meta: dict[st
             data_dir = Path(tmp) / spec.run_id
             shutil.copytree(migrated, data_dir, dirs_exist_ok=True)
             try:
-                result = run_one(spec, settings, out_dir, data_dir, index, len(specs), one_line=at_once == 1)
+                row, samples = run_one(spec, settings, out_dir, data_dir, index, len(specs), one_line=at_once == 1)
             except Exception as exc:  # one broken run must not lose a 30-minute sweep
                 say(f"[{index}/{len(specs)}] {spec.run_id} failed: {type(exc).__name__}: {exc}")
                 return
+            cdf = cdf_of(samples)
             with lock:
-                done[index] = result
+                done[index] = row, cdf
                 ordered = [done[i] for i in sorted(done)]
-                write_results(out_dir, [row for row, _ in ordered],
-                              {row.run_id: samples for row, samples in ordered}, meta)
+                write_tables(out_dir, [r for r, _ in ordered], {r.run_id: quantiles for r, quantiles in ordered},
+                             meta)
 
         with ThreadPoolExecutor(max_workers=at_once) as pool:
             for future in [pool.submit(run, index, spec) for index, spec in enumerate(specs, start=1)]:
