@@ -15,7 +15,15 @@ Per command it reports the spread between pages and the worst offset from the ro
 position 3.5 s after the command, how long until all pages were within 20 ms and stayed
 there, and how many seeks and nudges each page made; "steady" is the grid from 3 s after
 each command on. ``--cpu-throttle`` slows every page's renderer through Chromium's
-Emulation.setCPUThrottlingRate (DevTools' "mid-tier mobile" preset is 4).
+Emulation.setCPUThrottlingRate (DevTools' "mid-tier mobile" preset is 4); with ``--throttled one``
+(mixed layout) one page at a time is slowed, a room per transport, the others left at full speed.
+
+Why ``--throttled one``: DevTools' throttling busy-waits. A thread of the renderer signals its main
+thread every 200 µs, and the signal handler spins for (rate - 1) times the time since it last
+returned, idle time included (Chromium's third_party/blink/renderer/platform/scheduler/common/
+thread_cpu_throttler.cc). So a page slowed 4x keeps about three quarters of a core busy even when
+idle, and four of them need three cores: on a 2-core machine they starve the server and each
+other, and measure the host, not the page (README, "Sync accuracy").
 """
 
 from __future__ import annotations
@@ -61,6 +69,19 @@ TAKE_TRACE_JS = """() => {
   return {trace, version: e.version, seeks: e.seeks, nudges: e.nudges, seek_latency_ms: e.seekLatencyMs,
           start_latency_ms: e.startLatencyMs, last_seek_took_ms: e.lastSeekTookMs, last_start_ms: e.lastStartMs};
 }"""
+
+
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters (/proc/stat: user nice system idle iowait irq softirq steal)."""
+    with open("/proc/stat") as handle:
+        return [int(field) for field in handle.readline().split()[1:9]]
+
+
+def steal_pct(before: list[int], after: list[int]) -> float:
+    """The share of the machine's CPU time the hypervisor gave to other machines between two readings:
+    on this shared VM it was 20-55 % during browser runs, and a page starved that way is not the engine's."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    return round(100.0 * spent[7] / max(1, sum(spent)), 1)
 
 
 def quantiles(values: list[float]) -> dict[str, float | int | None]:
@@ -119,12 +140,15 @@ def plan(seconds: float, every: float, rng: random.Random) -> list[dict]:
     return commands
 
 
-def measure(browser, server: LiveServer, base_url: str, transports: list[str], args: argparse.Namespace) -> dict:
+def measure(browser, server: LiveServer, base_url: str, transports: list[str], args: argparse.Namespace,
+            slow: set[int] | None = None) -> dict:
+    """One room: the pages of ``transports`` (those in ``slow`` CPU-throttled; all of them when None)."""
     api = f"{server.url}/api/rooms"
     name = f"accuracy {'+'.join(transports)} {time.time():.0f}"
     slug = httpx.post(api, json={"name": name}, timeout=30).json()["room"]
     pages = [open_viewer(browser, base_url, slug, transport, name=f"bench {i} {transport}",
-                         skew_ms=args.skew_ms if i == 1 else 0.0, cpu_throttle=args.cpu_throttle)
+                         skew_ms=args.skew_ms if i == 1 else 0.0,
+                         cpu_throttle=args.cpu_throttle if slow is None or i in slow else 1.0)
              for i, transport in enumerate(transports)]
     commands, totals = [], {key: [] for key in ("pairwise_ms", "offsets_ms", "pairwise_steady_ms", "offsets_steady_ms")}
     try:
@@ -175,11 +199,11 @@ def worst(done: list[dict], key: str) -> float | None:
 
 def summary_rows(results: dict) -> list[str]:
     fmt = lambda q: f"{q['p50']}/{q['p95']}/{q['max']}"  # noqa: E731
-    rows = [f"{'pages':<18} {'pairwise p50/p95/max':>22} {'steady':>16} {'vs room steady':>16}"]
+    rows = [f"{'pages':<20} {'pairwise p50/p95/max':>22} {'steady':>16} {'vs room steady':>16} {'CPU stolen':>10}"]
     for label, r in results.items():
-        rows.append(f"{label:<18} {fmt(r['pairwise_ms']):>22} {fmt(r['pairwise_steady_ms']):>16} "
-                    f"{fmt(r['offsets_steady_ms']):>16}")
-    rows.append(f"\n{'pages':<18} {'command':<6} {'spread@3.5s':>12} {'room@3.5s':>10} {'within 20 ms after':>19} "
+        rows.append(f"{label:<20} {fmt(r['pairwise_ms']):>22} {fmt(r['pairwise_steady_ms']):>16} "
+                    f"{fmt(r['offsets_steady_ms']):>16} {r.get('steal_pct', '?')!s:>9}%")
+    rows.append(f"\n{'pages':<20} {'command':<6} {'spread@3.5s':>12} {'room@3.5s':>10} {'within 20 ms after':>19} "
                 f"{'seeks/page max':>15} {'nudges/page max':>16}")
     for label, r in results.items():
         for kind in ("play", "seek", "rate"):
@@ -187,7 +211,7 @@ def summary_rows(results: dict) -> list[str]:
             if not done:
                 continue
             late = [c["within_20ms_after_s"] for c in done]
-            rows.append(f"{label:<18} {kind:<6} {worst(done, 'spread_at_read_ms')!s:>12} "
+            rows.append(f"{label:<20} {kind:<6} {worst(done, 'spread_at_read_ms')!s:>12} "
                         f"{worst(done, 'room_offset_at_read_ms')!s:>10} "
                         f"{'never' if None in late else max(late)!s:>19} "
                         f"{max(max(c['seeks_per_page']) for c in done):>15} "
@@ -204,6 +228,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--command-every", type=float, default=10.0)
     parser.add_argument("--cpu-throttle", type=float, default=1.0, help="Chromium CPU slowdown (4: mid-tier mobile)")
+    parser.add_argument("--throttled", choices=["all", "one"], default="all",
+                        help="with --layout mixed: throttle every page, or one page at a time (a room per transport)")
     parser.add_argument("--skew-ms", type=float, default=3_700.0, help="clock skew of the second page (mixed)")
     parser.add_argument("--delay-ms", type=float, default=100.0, help="one-way delay of the proxy (0: no proxy)")
     parser.add_argument("--jitter-ms", type=float, default=10.0)
@@ -222,14 +248,22 @@ def main() -> None:
         proxy = DelayProxy(upstream_port=server.port, delay_ms=args.delay_ms, jitter_ms=args.jitter_ms).start()
     base_url = proxy.url if proxy else server.url
     transports = args.transports.split(",")
-    groups = {"mixed": transports} if args.layout == "mixed" else {t: [t] * args.pages for t in transports}
+    groups: dict[str, tuple[list[str], set[int] | None]]
+    if args.layout == "per-transport":
+        groups = {t: ([t] * args.pages, None) for t in transports}
+    elif args.throttled == "one" and args.cpu_throttle != 1.0:
+        groups = {f"mixed, {t} slow": (transports, {i}) for i, t in enumerate(transports)}
+    else:
+        groups = {"mixed": (transports, None)}
     results, load = {}, [os.getloadavg()[0]]
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
             try:
-                for label, group in groups.items():
-                    results[label] = measure(browser, server, base_url, group, args)
+                for label, (group, slow) in groups.items():
+                    before = cpu_times()
+                    results[label] = measure(browser, server, base_url, group, args, slow)
+                    results[label]["steal_pct"] = steal_pct(before, cpu_times())
                     load.append(os.getloadavg()[0])
             finally:
                 browser.close()
@@ -238,7 +272,8 @@ def main() -> None:
             proxy.stop()
         server.stop()
 
-    print(f"\n{args.layout}, CPU throttle {args.cpu_throttle:g}x, {args.seconds:.0f} s, a command every "
+    throttled = "one page at a time" if len(groups) > 1 and args.layout == "mixed" else "every page"
+    print(f"\n{args.layout}, CPU throttle {args.cpu_throttle:g}x ({throttled}), {args.seconds:.0f} s, a command every "
           f"{args.command_every:.0f} s, network {args.delay_ms:.0f} ms ± {args.jitter_ms:.0f} ms each way, "
           f"load average {min(load):.1f}-{max(load):.1f}")
     print("\n".join(summary_rows(results)))

