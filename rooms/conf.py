@@ -82,5 +82,10 @@ class Settings:
         """Whether a serving process steps rooms on at the end of their media (tests turn it off)."""
         return bool(_get("VSYNC_END_SCHEDULER", True))
 
+    @property
+    def UPLOAD_SWEEPER(self) -> bool:
+        """Whether a serving process deletes unreferenced uploads in the background (tests turn it off)."""
+        return bool(_get("VSYNC_UPLOAD_SWEEPER", True))
+
 
 conf = Settings()

@@ -64,22 +64,18 @@ def _demo_room(request: pytest.FixtureRequest) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The test process imports vsync.asgi but serves nothing: no end-of-media scheduler and no
-    media refresher in it (they would act on the rooms the tests arrange, at moments no test chose:
+    """The test process imports vsync.asgi but serves nothing: no end-of-media scheduler, upload
+    sweeper or media refresher in it (they would act on the rooms the tests arrange, at moments no test chose:
     under pytest-xdist a refresher started by an earlier file slept through a later test's check).
     Real server processes started by tests run them; a test of the refresher starts its own."""
     from django.conf import settings
 
     settings.VSYNC_END_SCHEDULER = False
+    # Tests call uploads_sweep themselves. Stopping the thread after the fact was not enough: a
+    # later first import of vsync.asgi in an xdist worker started it again, and it then logged
+    # "no such table" once the worker's test database was gone.
+    settings.VSYNC_UPLOAD_SWEEPER = False
     settings.VSYNC_RESOLVE_CHECK_INTERVAL_S = 0
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _no_upload_sweeper() -> None:
-    """Nor the upload sweeper that importing vsync.asgi started (tests call uploads_sweep themselves)."""
-    from rooms.media.gc import stop_upload_sweeper
-
-    stop_upload_sweeper()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

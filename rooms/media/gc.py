@@ -76,8 +76,9 @@ _sweeper = PeriodicThread(name="upload-sweeper", work=_sweep_and_log,
 
 
 def ensure_upload_sweeper() -> None:
-    """Start this process's sweep thread, once."""
-    _sweeper.ensure_started()
+    """Start this process's sweep thread, once (a serving process; off with VSYNC_UPLOAD_SWEEPER = False)."""
+    if conf.UPLOAD_SWEEPER:
+        _sweeper.ensure_started()
 
 
 def stop_upload_sweeper() -> None:

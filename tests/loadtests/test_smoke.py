@@ -17,7 +17,7 @@ def test_tiny_sweep_writes_sane_csv_report_and_plots(tmp_path):
     out = tmp_path / "sweep"
     result = subprocess.run(
         [sys.executable, "-m", "loadtests", "run", "--transports", "poll,longpoll,sse,ws", "--viewers", "5",
-         "--duration", "6", "--no-floor", "--quiet", "--out", str(out)],
+         "--duration", "8", "--no-floor", "--quiet", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=140)
     assert result.returncode == 0, result.stdout + result.stderr
     with open(out / "results.csv", newline="") as handle:
