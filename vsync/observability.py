@@ -7,6 +7,7 @@ every worker). Logs are JSON only when settings.VSYNC_JSON_LOGS is on (make serv
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -55,12 +56,19 @@ access_log = logging.getLogger("vsync.access")
 request_id: ContextVar[str] = ContextVar("vsync_request_id", default="")
 
 
+@functools.cache
+def _open_connections(transport: str) -> Any:
+    """The gauge's child for one transport, looked up once per process: a long poll opens and closes
+    a connection per version, and ``labels()`` (a lock and a validation) showed in daphne's profile."""
+    return CONNECTIONS.labels(TRANSPORT_OF_MODE.get(transport, transport))
+
+
 def connection_opened(transport: str) -> None:
-    CONNECTIONS.labels(TRANSPORT_OF_MODE.get(transport, transport)).inc()
+    _open_connections(transport).inc()
 
 
 def connection_closed(transport: str) -> None:
-    CONNECTIONS.labels(TRANSPORT_OF_MODE.get(transport, transport)).dec()
+    _open_connections(transport).dec()
 
 
 def fanout_observed(seconds: float) -> None:
