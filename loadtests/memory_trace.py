@@ -41,16 +41,12 @@ def trace(transport: str, viewers: int, top: int) -> list[str]:
     port = launcher.free_port()
     command = launcher.server_command("uvicorn", port)
     command[command.index("vsync.asgi:application")] = "loadtests.memory_app:application"
-    server = subprocess.Popen(command, cwd=ROOT, env={**env, "PYTHONTRACEMALLOC": str(FRAMES),
-                                                      "VSYNC_TRACEMALLOC_DIR": str(data), "PYTHONPATH": str(ROOT)})
-    base = f"http://127.0.0.1:{port}"
+    # tracemalloc makes the start slow: the launcher waits until the port serves.
+    server = launcher.ServerProcess(env={**env, "PYTHONTRACEMALLOC": str(FRAMES), "VSYNC_TRACEMALLOC_DIR": str(data),
+                                         "PYTHONPATH": str(ROOT)}, port=port, command=command).start(wait=False)
+    server.wait(timeout=120)
+    base = server.url
     try:
-        for _ in range(200):
-            try:
-                _get(f"{base}/api/time", 1)
-                break
-            except OSError:
-                time.sleep(0.3)
         _get(f"{base}/__tracemalloc/before", 60)
         driver = subprocess.Popen(
             [sys.executable, "-m", "loadtests.probe_driver", "--hosts", base, "--room", "demo", "--transport",
@@ -61,8 +57,7 @@ def trace(transport: str, viewers: int, top: int) -> list[str]:
         _get(f"{base}/__tracemalloc/after", 120)
         driver.wait(timeout=120)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
     after = tracemalloc.Snapshot.load(str(data / "after.pickle"))
     stats = after.compare_to(tracemalloc.Snapshot.load(str(data / "before.pickle")), "lineno")
     own = sum(s.size_diff for s in stats if str(ROOT / "transports") in str(s.traceback[0])

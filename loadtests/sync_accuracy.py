@@ -37,8 +37,10 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
 from playwright.sync_api import sync_playwright
 
 from rooms.state import RoomState
@@ -71,17 +73,14 @@ TAKE_TRACE_JS = """() => {
 }"""
 
 
-def cpu_times() -> list[int]:
-    """The machine's CPU time counters (/proc/stat: user nice system idle iowait irq softirq steal)."""
-    with open("/proc/stat") as handle:
-        return [int(field) for field in handle.readline().split()[1:9]]
-
-
-def steal_pct(before: list[int], after: list[int]) -> float:
-    """The share of the machine's CPU time the hypervisor gave to other machines between two readings:
-    on this shared VM it was 20-55 % during browser runs, and a page starved that way is not the engine's."""
-    spent = [b - a for a, b in zip(before, after, strict=True)]
-    return round(100.0 * spent[7] / max(1, sum(spent)), 1)
+def steal_pct(before: Any, after: Any) -> float:
+    """The share of the machine's CPU time the hypervisor gave to other machines between two
+    ``psutil.cpu_times()`` readings: on this shared VM it was 20-55 % during browser runs, and a page
+    starved that way is not the engine's."""
+    # guest time is inside user and nice already (Linux), so it is not added again.
+    fields = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    spent = sum(getattr(after, f) - getattr(before, f) for f in fields)
+    return round(100.0 * (after.steal - before.steal) / spent, 1) if spent > 0 else 0.0
 
 
 def quantiles(values: list[float]) -> dict[str, float | int | None]:
@@ -261,9 +260,9 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
             try:
                 for label, (group, slow) in groups.items():
-                    before = cpu_times()
+                    before = psutil.cpu_times()
                     results[label] = measure(browser, server, base_url, group, args, slow)
-                    results[label]["steal_pct"] = steal_pct(before, cpu_times())
+                    results[label]["steal_pct"] = steal_pct(before, psutil.cpu_times())
                     load.append(os.getloadavg()[0])
             finally:
                 browser.close()
