@@ -14,6 +14,7 @@ export function statsRows({ transport, clock, engine }) {
     // This device's own latencies, learned from every start and seek: a planned start leaves them.
     ["Start-up latency", fmt(engine.startLatencyMs, 0)],
     ["Seek latency", fmt(engine.seekLatencyMs, 0)],
+    ["Timer lateness", fmt(engine.timerLateMs, 0)],
     ["Last update latency", fmt(engine.lastLatencyMs, 1)],
     ["Versions received", String(engine.versionsReceived)],
     ["Version", String(engine.version)],

@@ -17,6 +17,12 @@ export const DRIFT = {
   CORRECTION_S: 0.5,
   // Tempo changes up to 10% are not noticed with pitch preserved; seeking is.
   NUDGE_MAX: 0.1,
+  // Right after a new state or a start (CATCH_UP_MS) the picture has just changed and the
+  // drift is a known deficit (a version heard late, a start that landed late), not noise: it
+  // is closed up to this much faster, with the pitch kept. Measured at a 6x CPU slowdown: a
+  // start landed 100 ms late and a rate change heard 500 ms late left 250 ms, which NUDGE_MAX
+  // took 1.5-2.5 s to close and a seek on that page froze the picture for 0.3-0.9 s.
+  NUDGE_MAX_CATCH_UP: 0.25,
   // Beyond this a nudge would take longer than about two seconds: stop, stand on the frame
   // where the room will be once this page can be there, and start again on time (a planned
   // start, judged and learned from like a scheduled one). Measured: at a 4x CPU slowdown a
@@ -50,8 +56,11 @@ const SEEK_MARGIN = 0.3;
 // play() takes a while to get the media clock moving (decoder and audio sink start): call
 // it this much before the planned start. Then learned from how late each start really
 // was: the "playing" event comes long before the clock runs at speed (measured in headless
-// Chromium: the event after about 10 ms, the clock 50-60 ms behind after 200 ms).
-const START_LATENCY_INITIAL_MS = 60;
+// Chromium: the event after about 10 ms, the clock 50-60 ms behind after 200 ms). With the
+// timers' lateness taken out, pages learned 80-98 ms within three or four starts, unthrottled
+// and at a 4x and 6x CPU slowdown alike (sync_accuracy); from 60 ms their first starts landed
+// 10-40 ms late.
+const START_LATENCY_INITIAL_MS = 90;
 const START_LATENCY_MAX_MS = 400;
 // A start is judged on the drift between these two moments after it (the clock ramps up over
 // the first 150 ms or so), and nothing is corrected before the judgement. A starved page may
@@ -69,8 +78,21 @@ const START_LEARN_CLIP_MS = 80;
 const START_ERROR_INITIAL_MS = 40;
 const START_ERROR_GAIN = 0.3;
 const SEEK_OVER_START_ERROR = 2.5;
-// Timers fire late on a busy page: a planned start leaves this much besides the latencies.
+// Timers fire late on a busy page: a planned start leaves at least this much besides the latencies.
 const TIMER_SLACK_MS = 20;
+// How late this page's timers fire, learned from the sampling ticker from the first second on:
+// a planned play() is armed that much early. Measured at a 6x CPU slowdown: start timers fired
+// 30-105 ms late, and every start landed that much behind until the start-up latency had
+// learned it (a few starts, each clipped).
+const TIMER_LATE_GAIN = 0.05;
+const TIMER_LATE_MAX_MS = 200;
+const CATCH_UP_MS = 2_000;
+// Even on an idle page one long timer fired 0-25 ms late (unthrottled, measured): the start timer is
+// armed this much earlier still, and the last stretch is waited out in tasks that yield to the page
+// (a MessageChannel), looking at the clock each time.
+const FINAL_APPROACH_MS = 30;
+// A nudge is preferred to a seek while it would close the drift within this long.
+const NUDGE_HORIZON_S = 2;
 // A paused page that would start at most this late without seeking starts at once and nudges
 // the rest: on a slow page a seek costs more than it saves.
 const LATE_START_NUDGE_MS = 60;
@@ -108,10 +130,15 @@ export class Engine {
     this.seekLatencyMs = SEEK_LATENCY_INITIAL_MS;
     this.startLatencyMs = START_LATENCY_INITIAL_MS;
     this.lastStartMs = null; // how far off the room the last planned start landed
+    this.timerLateMs = 0;
+    this._lastTickAt = null;
+    this._catchUpUntil = 0;
     this.startErrorMs = START_ERROR_INITIAL_MS;
     // The start this page is working towards: {startAt (server ms), target (s), issuedAt, late}.
     this._plan = null;
     this._startTimer = null;
+    this._planCount = 0;
+    this._approaching = null; // a MessageChannel, for the last stretch before a planned play()
     this._seekStartedAt = null;
     video.addEventListener("loadedmetadata", () => this._follow());
     video.addEventListener("seeked", () => this._seeked());
@@ -138,7 +165,11 @@ export class Engine {
 
   // What this page needs, from receiving a state, to be on the frame at a given moment.
   get startupMs() {
-    return this.seekLatencyMs * (1 + SEEK_MARGIN) + this.startLatencyMs + TIMER_SLACK_MS;
+    return this.seekLatencyMs * (1 + SEEK_MARGIN) + this.startLatencyMs + this._timerSlackMs;
+  }
+
+  get _timerSlackMs() {
+    return Math.max(TIMER_SLACK_MS, this.timerLateMs);
   }
 
   // Apply a state if it is newer than anything seen; returns whether it was.
@@ -162,6 +193,7 @@ export class Engine {
       this._samples = [];
       this._seekTokens = SEEKS_PER_STATE;
       this._seekTokensAt = this.clock.now();
+      this._catchUpUntil = this.clock.now() + CATCH_UP_MS;
       this._follow();
     }
     this.onState(state);
@@ -204,6 +236,12 @@ export class Engine {
   }
 
   _tick() {
+    const at = performance.now();
+    if (this._lastTickAt !== null && !document.hidden) {
+      const late = Math.min(TIMER_LATE_MAX_MS, Math.max(0, at - this._lastTickAt - SAMPLE_MS));
+      this.timerLateMs += TIMER_LATE_GAIN * (late - this.timerLateMs);
+    }
+    this._lastTickAt = at;
     this._sample();
     if (performance.now() - this._lastFollowAt >= TICK_MS) this._follow();
   }
@@ -296,7 +334,7 @@ export class Engine {
     // Already on the frame and at most a little late: start at once (the judgement allows for
     // the lateness) and nudge the rest. Otherwise seek, and start when this page can be there.
     const standing = video.paused && !video.seeking && Math.abs(video.currentTime - target) * 1000 <= 1;
-    const lateWithoutSeek = now + this.startLatencyMs + TIMER_SLACK_MS - at;
+    const lateWithoutSeek = now + this.startLatencyMs + this._timerSlackMs - at;
     if (!standing || lateWithoutSeek > LATE_START_NUDGE_MS) {
       const ready = now + this.startupMs;
       if (ready > at) {
@@ -307,11 +345,13 @@ export class Engine {
     if (!video.paused) video.pause();
     this._setRate(s.rate);
     const due = at - this.startLatencyMs;
-    this._plan = { startAt: at, target, issuedAt: null, late: false, due, planned: Math.max(now, due) };
+    this._planCount += 1;
+    this._plan = { id: this._planCount, startAt: at, target, issuedAt: null, late: false, due, planned: Math.max(now, due) };
     this._note("plan", { start_in_ms: Math.round(at - now), target, standing, seek_latency_ms: Math.round(this.seekLatencyMs),
-                         start_latency_ms: Math.round(this.startLatencyMs) });
+                         start_latency_ms: Math.round(this.startLatencyMs), timer_late_ms: Math.round(this.timerLateMs) });
     this._hold(this._plan);
-    this._startTimer = setTimeout(() => this._start(), this._plan.planned - now);
+    const plan = this._plan;
+    this._startTimer = setTimeout(() => this._approachStart(plan), plan.planned - now - this.timerLateMs - FINAL_APPROACH_MS);
   }
 
   // Before a planned start: stand on its first frame.
@@ -321,8 +361,25 @@ export class Engine {
     if (!video.seeking && Math.abs(video.currentTime - plan.target) * 1000 > 1) this._seek(plan.target);
   }
 
-  _start() {
+  // Call play() at the planned moment: look at the clock, and yield until it has come.
+  _approachStart(plan) {
     this._startTimer = null;
+    if (this._plan !== plan || plan.issuedAt !== null) return; // dropped or replaced meanwhile
+    if (this.clock.now() >= plan.planned) {
+      this._start();
+      return;
+    }
+    this._approaching ??= this._approachChannel();
+    this._approaching.port2.postMessage(plan.id);
+  }
+
+  _approachChannel() {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = ({ data: id }) => { if (this._plan?.id === id) this._approachStart(this._plan); };
+    return channel;
+  }
+
+  _start() {
     const s = this.state;
     const plan = this._plan;
     if (!s?.playing || !plan) return;
@@ -347,12 +404,14 @@ export class Engine {
     const landed = this.driftMs;
     this.lastStartMs = landed;
     this._note("landed", { drift_ms: Math.round(landed), samples: this._samples.length });
+    this._catchUpUntil = now + CATCH_UP_MS;
     if (plan.late || plan.stalled) return true;
-    // A start issued late on purpose (a page standing on the frame a little late) tells only
-    // about what followed play(). A busy page's timers fire late as a habit: that lateness is
-    // this device's start-up too, and is learned with the rest.
+    // The start-up latency is what followed play(): how late play() itself was issued (on
+    // purpose, by a page standing on the frame a little late, or by a timer firing off its
+    // learned lateness) is taken out.
     const deliberate = Math.max(0, plan.planned - plan.due);
-    const error = Math.max(-START_LEARN_CLIP_MS, Math.min(START_LEARN_CLIP_MS, -landed - deliberate));
+    const issuedLate = plan.issuedAt - plan.due;
+    const error = Math.max(-START_LEARN_CLIP_MS, Math.min(START_LEARN_CLIP_MS, -landed - issuedLate));
     this.startLatencyMs = Math.max(0, Math.min(START_LATENCY_MAX_MS, this.startLatencyMs + START_LEARN_GAIN * error));
     this.startErrorMs += START_ERROR_GAIN * (Math.abs(landed + deliberate) - this.startErrorMs);
     return true;
@@ -374,8 +433,12 @@ export class Engine {
   _correct(s, now) {
     const drift = this.driftMs;
     const magnitude = Math.abs(drift);
-    // A seek is worth it only well beyond how far starts land off, and always beyond LAST_RESORT_SEEK_MS.
-    const seekBeyond = Math.min(LAST_RESORT_SEEK_MS, Math.max(DRIFT.SEEK_MS, SEEK_OVER_START_ERROR * this.startErrorMs));
+    // A seek is worth it only beyond what a nudge closes soon and well beyond how far starts
+    // land off, and always beyond LAST_RESORT_SEEK_MS.
+    const catchingUp = now < this._catchUpUntil;
+    const nudgeMax = catchingUp ? DRIFT.NUDGE_MAX_CATCH_UP : DRIFT.NUDGE_MAX;
+    const seekBeyond = Math.min(LAST_RESORT_SEEK_MS, Math.max(DRIFT.SEEK_MS, nudgeMax * NUDGE_HORIZON_S * 1000,
+                                                              SEEK_OVER_START_ERROR * this.startErrorMs));
     const seeksLeft = this._seekAllowance(now) >= 1 || magnitude > LAST_RESORT_SEEK_MS;
     if (magnitude > seekBeyond && seeksLeft) {
       this._note("replan", { drift_ms: Math.round(drift) });
@@ -398,7 +461,7 @@ export class Engine {
       this._setRate(s.rate);
       return;
     }
-    const wanted = Math.max(-DRIFT.NUDGE_MAX, Math.min(DRIFT.NUDGE_MAX, drift / 1000 / DRIFT.CORRECTION_S));
+    const wanted = Math.max(-nudgeMax, Math.min(nudgeMax, drift / 1000 / DRIFT.CORRECTION_S));
     const nudge = Math.round(wanted / NUDGE_STEP) * NUDGE_STEP;
     this._setRate(s.rate * (1 - nudge));
   }
@@ -408,7 +471,8 @@ export class Engine {
     // leaves 1 and moves `currentTime` in steps of a few ms while it runs; plain resampling
     // changes rate cleanly (measured: see README). At the room rate of 1 a nudge therefore
     // resamples (a brief pitch shift of at most NUDGE_MAX); other room rates keep the pitch.
-    const preservePitch = this.state !== null && this.state.rate !== 1;
+    // A catch-up beyond NUDGE_MAX keeps the pitch too.
+    const preservePitch = this.state !== null && (this.state.rate !== 1 || Math.abs(rate / this.state.rate - 1) > DRIFT.NUDGE_MAX + 1e-9);
     if (this.video.preservesPitch !== preservePitch) this.video.preservesPitch = preservePitch;
     if (Math.abs(this.video.playbackRate - rate) > RATE_EPSILON || (rate === this.state?.rate && this.video.playbackRate !== rate)) {
       this.video.playbackRate = rate;
