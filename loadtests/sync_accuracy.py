@@ -12,11 +12,13 @@ changes every ``--command-every`` seconds. Every page records ``video.currentTim
 every 20 ms, stamped with the machine's clock in the same task; positions are compared on a
 50 ms grid (each page's median of the readings within 80 ms, carried to the grid instant).
 Per command it reports the spread between pages and the worst offset from the room's
-position 3.5 s after the room changed (the server accepted the command), how long until all pages were within 20 ms and stayed
-there, and how many seeks and nudges each page made; "steady" is the grid from 3 s after
-each command on. ``--cpu-throttle`` slows every page's renderer through Chromium's
-Emulation.setCPUThrottlingRate (DevTools' "mid-tier mobile" preset is 4); with ``--throttled one``
-(mixed layout) one page at a time is slowed, a room per transport, the others left at full speed.
+position 3.5 s after the room changed (the server accepted the command), how long until all
+pages were within 20 ms and stayed there, the worst gap between pages after the start (from
+when every page had the version and the start had come), and how many seeks and nudges each
+page made; "steady" is the grid from 3 s after each command on. ``--cpu-throttle`` slows every
+page's renderer through Chromium's Emulation.setCPUThrottlingRate (DevTools' "mid-tier mobile"
+preset is 4); with ``--throttled one`` (mixed layout) one page at a time is slowed, a room per
+transport, the others left at full speed.
 
 Why ``--throttled one``: DevTools' throttling busy-waits. A thread of the renderer signals its main
 thread every 200 µs, and the signal handler spins for (rate - 1) times the time since it last
@@ -68,9 +70,9 @@ RECORDER_JS = """() => {
 TAKE_TRACE_JS = """() => {
   const trace = window.__vsyncTrace; window.__vsyncTrace = [];
   const e = vsync.engine;
-  return {trace, engine_trace: e.trace, version: e.version, seeks: e.seeks, nudges: e.nudges, seek_latency_ms: e.seekLatencyMs,
-          start_latency_ms: e.startLatencyMs, timer_late_ms: e.timerLateMs, last_seek_took_ms: e.lastSeekTookMs,
-          last_start_ms: e.lastStartMs};
+  return {trace, engine_trace: e.trace, version: e.version, seeks: e.seeks, nudges: e.nudges,
+          seek_latency_ms: e.seekLatencyMs, start_latency_ms: e.startLatencyMs, timer_late_ms: e.timerLateMs,
+          last_seek_took_ms: e.lastSeekTookMs, last_start_ms: e.lastStartMs};
 }"""
 
 
@@ -203,9 +205,10 @@ def measure(browser, server: LiveServer, base_url: str, transports: list[str], a
             commands.append(result)
             print(f"  {'+'.join(transports)} {body['type']:<5} spread@{READ_AFTER_S}s {result['spread_at_read_ms']} "
                   f"room {result['room_offset_at_read_ms']} within20 {result['within_20ms_after_s']} s "
-              f"after-start max {result['after_start_pairwise_max_ms']} "
+                  f"after-start max {result['after_start_pairwise_max_ms']} "
                   f"seeks {result['seeks_per_page']} nudges {result['nudges_per_page']} "
-                  f"lead {result['start_lead_ms']} accepted after {result['accepted_after_ms']} pages {json.dumps(result['pages'])}", flush=True)
+                  f"lead {result['start_lead_ms']} accepted after {result['accepted_after_ms']} "
+                  f"pages {json.dumps(result['pages'])}", flush=True)
             before = after
     finally:
         for page in pages:

@@ -12,6 +12,8 @@ from playwright.sync_api import Browser, Page
 
 from tests.support.servers import LiveServer
 
+pytestmark = pytest.mark.e2e
+
 # A video whose clock runs at playbackRate in real time; seeks take 50 ms.
 MODEL = """
 window.ModelVideo = class extends EventTarget {

@@ -86,6 +86,7 @@ const TIMER_SLACK_MS = 20;
 // learned it (a few starts, each clipped).
 const TIMER_LATE_GAIN = 0.05;
 const TIMER_LATE_MAX_MS = 200;
+// How long after a new state or a start a drift counts as a known deficit (DRIFT.NUDGE_MAX_CATCH_UP).
 const CATCH_UP_MS = 2_000;
 // Even on an idle page one long timer fired 0-25 ms late (unthrottled, measured): the start timer is
 // armed this much earlier still, and the last stretch is waited out in tasks that yield to the page
