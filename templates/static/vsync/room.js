@@ -198,7 +198,7 @@ const presence = new Presence({
     client_id: clientId, name: nickname.value.trim(), transport: transport.name,
     rtt_ms: clock.rttMs === null ? null : clock.rttMs + transport.pickupDelayMs, status: engine.status, drift_ms: engine.driftMs === null ? null : Math.round(engine.driftMs * 10) / 10,
     // How long this device needs from a state to being on its frame (seek + start-up): for
-    // the server to cover in the start lead (ignored by the server so far).
+    // the server to cover in the start lead (the slowest member's).
     startup_ms: Math.round(engine.startupMs),
   }),
   onMembers: (body) => {
