@@ -56,6 +56,8 @@ READ_AFTER_S = 3.5
 # Grid points this soon after a command show convergence, not steady-state agreement.
 SETTLE_S = 3.0
 AGREEMENT_MS = 20.0
+# What analyse() reads off the grid for every instant, pooled over a room's commands.
+SERIES = ("pairwise_ms", "offsets_ms", "pairwise_steady_ms", "offsets_steady_ms")
 GRID_MS = 50.0
 # Each grid value is the median of a page's readings this close to it, carried to the instant:
 # Chromium's currentTime moves in steps of a few ms while the pitch-preserving stretcher runs.
@@ -167,7 +169,7 @@ def measure(browser, server: LiveServer, base_url: str, transports: list[str], a
                          skew_ms=args.skew_ms if i == 1 else 0.0,
                          cpu_throttle=args.cpu_throttle if slow is None or i in slow else 1.0)
              for i, transport in enumerate(transports)]
-    commands, totals = [], {key: [] for key in ("pairwise_ms", "offsets_ms", "pairwise_steady_ms", "offsets_steady_ms")}
+    commands = []
     try:
         for page in pages:
             page.wait_for_function("() => window.vsync?.clock.synced && window.vsync.transport?.status === 'open'"
@@ -184,13 +186,8 @@ def measure(browser, server: LiveServer, base_url: str, transports: list[str], a
             state = RoomState.from_dict(response.json()["state"])
             time.sleep(max(0.0, sent_ms / 1000 + args.command_every - time.time()))
             after = [page.evaluate(TAKE_TRACE_JS) for page in pages]
-            # Read from when the room changed: on this 2-core machine a throttled page's busy-waiting
-            # (module docstring) delayed the server's accepting the POST by up to 1.9 s.
-            result = analyse([a["trace"] for a in after], state, state.changed_ms, time.time() * 1000.0 - WINDOW_MS)
-            for key in totals:
-                totals[key] += result.pop(key)
-            result |= {"command": body["type"], "start_lead_ms": round(state.anchor_ms - state.changed_ms, 1),
-                       "accepted_after_ms": round(state.changed_ms - sent_ms, 1),
+            result = analyse_command([a["trace"] for a in after], state, sent_ms, time.time() * 1000.0 - WINDOW_MS)
+            result |= {"command": body["type"],
                        "seeks_per_page": [a["seeks"] - b["seeks"] for a, b in zip(after, before, strict=True)],
                        "nudges_per_page": [a["nudges"] - b["nudges"] for a, b in zip(after, before, strict=True)],
                        "versions_ok": all(a["version"] == state.version for a in after),
@@ -213,7 +210,40 @@ def measure(browser, server: LiveServer, base_url: str, transports: list[str], a
     finally:
         for page in pages:
             page.context.close()
-    return {"commands": commands, **{key: quantiles(values) for key, values in totals.items()}}
+    return summarise(commands)
+
+
+def analyse_command(traces: list[list[list]], state: RoomState, sent_ms: float, end_ms: float) -> dict:
+    """One command's figures, read from when the room changed: on this 2-core machine a throttled
+    page's busy-waiting (module docstring) delayed the server's accepting the POST by up to 2.4 s."""
+    return analyse(traces, state, state.changed_ms, end_ms) | {
+        "start_lead_ms": round(state.anchor_ms - state.changed_ms, 1),
+        "accepted_after_ms": round(state.changed_ms - sent_ms, 1)}
+
+
+def summarise(commands: list[dict]) -> dict:
+    """A room's result: its commands without the per-instant series, and those pooled into quantiles."""
+    pooled: dict[str, list[float]] = {key: [] for key in SERIES}
+    for command in commands:
+        for key in SERIES:
+            pooled[key] += command.pop(key)
+    return {"commands": commands, **{key: quantiles(values) for key, values in pooled.items()}}
+
+
+def reanalyse(data: dict, note: str) -> dict:
+    """A run kept with ``--keep-traces``, analysed again by this module's analysis as it is now, its
+    traces left out (they are megabytes): how a run of an older analysis or engine is compared."""
+    results = {}
+    for label, room in data["results"].items():
+        commands = []
+        for command in room["commands"]:
+            state = RoomState.from_dict(command["state"])
+            end_ms = max(trace[-1][0] for trace in command["traces"]) - WINDOW_MS
+            kept = {key: value for key, value in command.items()
+                    if key not in ("traces", "engine_traces", "state", "sent_ms")}
+            commands.append(kept | analyse_command(command["traces"], state, command["sent_ms"], end_ms))
+        results[label] = summarise(commands) | {"steal_pct": room.get("steal_pct")}
+    return {"note": note, "args": data["args"], "load_average": data["load_average"], "results": results}
 
 
 def worst(done: list[dict], key: str) -> float | None:
@@ -259,7 +289,16 @@ def main() -> None:
     parser.add_argument("--jitter-ms", type=float, default=10.0)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep-traces", action="store_true", help="with --json: every page's readings too")
+    parser.add_argument("--reanalyse", type=Path, metavar="RUN",
+                        help="run nothing: analyse a --keep-traces run again (traces left out of --json)")
+    parser.add_argument("--note", default="", help="with --reanalyse: what the run was, kept in the output")
     args = parser.parse_args()
+    if args.reanalyse:
+        again = reanalyse(json.loads(args.reanalyse.read_text()), args.note)
+        print("\n".join(summary_rows(again["results"])))
+        if args.json:
+            args.json.write_text(json.dumps(again, indent=2))
+        return
     assert CHROMIUM.exists(), f"needs Debian's chromium at {CHROMIUM}"
     if args.layout == "per-transport":
         args.skew_ms = 0.0

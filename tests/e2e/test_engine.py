@@ -73,7 +73,8 @@ def test_a_page_learns_how_late_its_timers_fire_and_leaves_that_for_a_start(page
         return result;
     }""")
     assert learned["busyLate"] > learned["calmLate"] + 10, learned
-    assert learned["busyLate"] < 200, learned
+    # About how late (the hog holds the thread 40 ms at a time), not the 200 ms cap.
+    assert learned["busyLate"] < 100, learned
     # A planned start leaves the page's timer lateness besides its seek and start-up latency.
     assert learned["startup"] == pytest.approx(learned["startupWithout"] + max(20, learned["busyLate"]), abs=1), learned
 

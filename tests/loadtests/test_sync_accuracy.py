@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.sync_accuracy import analyse, has_version_from, position_at
+from loadtests.sync_accuracy import analyse, has_version_from, position_at, reanalyse
 from rooms.state import Media, RoomState
 
 SENT = 1_000_000.0
@@ -60,3 +60,21 @@ def test_a_page_that_never_gets_the_version_has_no_after_the_start():
     result = analyse([page(0.0, SENT + 200), page(0.0, float("inf"))], room(), SENT, SENT + 5_000)
     assert result["after_start_pairwise_max_ms"] is None
     assert result["within_20ms_after_s"] is None
+
+
+def test_a_kept_run_is_analysed_again_without_its_traces():
+    traces = [page(0.0, SENT + 200), page(12.0, SENT + 800)]
+    run = {"args": {"seconds": 5}, "load_average": [1.0],
+           "results": {"mixed": {"steal_pct": 0.5, "commands": [
+               {"command": "seek", "seeks_per_page": [1, 1], "traces": traces, "engine_traces": [[], []],
+                "state": room().to_dict(), "sent_ms": SENT - 300}]}}}
+    again = reanalyse(run, "an older run")
+    assert again["note"] == "an older run"
+    mixed = again["results"]["mixed"]
+    assert mixed["steal_pct"] == 0.5
+    (command,) = mixed["commands"]
+    assert not {"traces", "engine_traces", "state", "sent_ms", "pairwise_ms"} & set(command)
+    assert command["seeks_per_page"] == [1, 1]
+    assert command["accepted_after_ms"] == 300.0
+    assert command["after_start_pairwise_max_ms"] == pytest.approx(12.0, abs=0.5)
+    assert mixed["pairwise_steady_ms"]["max"] == pytest.approx(12.0, abs=0.5)

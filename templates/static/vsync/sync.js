@@ -23,13 +23,13 @@ export const DRIFT = {
   // start landed 100 ms late and a rate change heard 500 ms late left 250 ms, which NUDGE_MAX
   // took 1.5-2.5 s to close and a seek on that page froze the picture for 0.3-0.9 s.
   NUDGE_MAX_CATCH_UP: 0.25,
-  // Beyond this a nudge would take longer than about two seconds: stop, stand on the frame
-  // where the room will be once this page can be there, and start again on time (a planned
-  // start, judged and learned from like a scheduled one). Measured: at a 4x CPU slowdown a
-  // start landed 180-290 ms late, which nudging at NUDGE_MAX took over 3 s to close.
-  // (Syncplay seeks from 1.5 s; Jellyfin seeks and nudges from 60 ms and its users reported
-  // stutter.)
-  SEEK_MS: 200,
+  // A drift that a nudge at the rate allowed (NUDGE_MAX, or NUDGE_MAX_CATCH_UP) would take
+  // longer than this to close is not nudged: stop, stand on the frame where the room will be once
+  // this page can be there, and start again on time (a planned start, judged and learned from like
+  // a scheduled one). So 200 ms in steady play. Measured: at a 4x CPU slowdown a start landed
+  // 180-290 ms late, which nudging at NUDGE_MAX took over 3 s to close. (Syncplay seeks from 1.5 s;
+  // Jellyfin seeks and nudges from 60 ms and its users reported stutter.)
+  NUDGE_HORIZON_S: 2,
 };
 // Sampling and following are timed by the clock, not by counting ticks: a page whose main
 // thread is starved (a phone, or Chromium's CPU throttling) gets its timers late and seldom.
@@ -92,8 +92,6 @@ const CATCH_UP_MS = 2_000;
 // armed this much earlier still, and the last stretch is waited out in tasks that yield to the page
 // (a MessageChannel), looking at the clock each time.
 const FINAL_APPROACH_MS = 30;
-// A nudge is preferred to a seek while it would close the drift within this long.
-const NUDGE_HORIZON_S = 2;
 // A paused page that would start at most this late without seeking starts at once and nudges
 // the rest: on a slow page a seek costs more than it saves.
 const LATE_START_NUDGE_MS = 60;
@@ -438,7 +436,7 @@ export class Engine {
     // land off, and always beyond LAST_RESORT_SEEK_MS.
     const catchingUp = now < this._catchUpUntil;
     const nudgeMax = catchingUp ? DRIFT.NUDGE_MAX_CATCH_UP : DRIFT.NUDGE_MAX;
-    const seekBeyond = Math.min(LAST_RESORT_SEEK_MS, Math.max(DRIFT.SEEK_MS, nudgeMax * NUDGE_HORIZON_S * 1000,
+    const seekBeyond = Math.min(LAST_RESORT_SEEK_MS, Math.max(nudgeMax * DRIFT.NUDGE_HORIZON_S * 1000,
                                                               SEEK_OVER_START_ERROR * this.startErrorMs));
     const seeksLeft = this._seekAllowance(now) >= 1 || magnitude > LAST_RESORT_SEEK_MS;
     if (magnitude > seekBeyond && seeksLeft) {
